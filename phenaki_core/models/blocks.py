@@ -1,0 +1,80 @@
+"""Transformer blocks shared by C-ViViT and the MaskGIT transformer.
+
+Pre-norm blocks, attention through `scaled_dot_product_attention` so PyTorch picks the
+fastest kernel for the device (flash on CUDA, fused on CPU).
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Attention(nn.Module):
+    """Multi-head attention; `context` makes it cross-attention."""
+
+    def __init__(self, dim: int, heads: int, context_dim: int | None = None):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_kv = nn.Linear(context_dim or dim, 2 * dim, bias=False)
+        self.to_out = nn.Linear(dim, dim)
+
+    def forward(self, x, context=None, mask=None, causal=False):
+        b, n, d = x.shape
+        context = x if context is None else context
+        q = self.to_q(x).view(b, n, self.heads, -1).transpose(1, 2)
+        k, v = self.to_kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        if mask is not None:  # (b, m) key padding -> broadcast over heads and queries
+            mask = mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+        return self.to_out(out.transpose(1, 2).reshape(b, n, d))
+
+
+class FeedForward(nn.Sequential):
+    def __init__(self, dim: int, mult: int = 4):
+        super().__init__(nn.Linear(dim, dim * mult), nn.GELU(approximate="tanh"), nn.Linear(dim * mult, dim))
+
+
+class Block(nn.Module):
+    """Self-attention (optionally causal), optional cross-attention, feed-forward."""
+
+    def __init__(self, dim: int, heads: int, context_dim: int | None = None, causal: bool = False):
+        super().__init__()
+        self.causal = causal
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.cross = None
+        if context_dim is not None:
+            self.norm_cross = nn.LayerNorm(dim)
+            self.cross = Attention(dim, heads, context_dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim)
+
+    def forward(self, x, context=None, context_mask=None):
+        x = x + self.attn(self.norm1(x), causal=self.causal)
+        if self.cross is not None:
+            x = x + self.cross(self.norm_cross(x), context, context_mask)
+        return x + self.ff(self.norm2(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, dim: int, depth: int, heads: int, context_dim: int | None = None, causal: bool = False):
+        super().__init__()
+        self.layers = nn.ModuleList(Block(dim, heads, context_dim, causal) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x, context=None, context_mask=None):
+        for layer in self.layers:
+            x = layer(x, context, context_mask)
+        return self.norm(x)
+
+
+def sinusoidal(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """Fixed sinusoidal embedding: defined for any position, so any video length works."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=positions.device) / half)
+    angles = positions.float()[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)

@@ -1,0 +1,147 @@
+"""C-ViViT: the causal video tokenizer of Phenaki (Villegas et al., 2022, section 2.1).
+
+Encoder: the first frame is cut into p x p patches, every later group of `tp` frames into
+tp x p x p tubelets; each is linearly embedded; a spatial transformer attends within each
+time step, then a temporal transformer attends across time steps under a causal mask;
+finite scalar quantization gives the tokens. The decoder mirrors it: temporal (causal),
+then spatial, then a head that turns each token back into its patch or tubelet.
+
+Causality: a token of time step t sees frames up to t only, so any length 1 + k*tp
+encodes, an image is a one-frame video, and a prefix encodes the same alone or inside a
+longer clip (the story engine relies on this).
+"""
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+from .blocks import Transformer, sinusoidal
+from .quantizer import FSQ
+
+
+class CViViT(ModelMixin, ConfigMixin):
+    @register_to_config
+    def __init__(
+        self,
+        image_size: int = 64,
+        in_channels: int = 3,
+        patch_size: int = 8,
+        temporal_patch_size: int = 2,
+        width: int = 128,
+        heads: int = 4,
+        spatial_depth: int = 2,
+        temporal_depth: int = 2,
+        fsq_levels: tuple[int, ...] = (8, 8, 4, 4),
+        head_channels: int = 32,
+    ):
+        super().__init__()
+        p, tp, c = patch_size, temporal_patch_size, in_channels
+        if image_size % p:
+            raise ValueError(f"image_size {image_size} is not a multiple of patch_size {p}")
+        self.grid = image_size // p
+        self.quantizer = FSQ(list(fsq_levels))
+
+        # Encoder
+        self.embed_image = nn.Linear(c * p * p, width)
+        self.embed_tubelet = nn.Linear(c * tp * p * p, width)
+        self.enc_spatial_pos = nn.Parameter(torch.randn(1, self.grid**2, width) * 0.02)
+        self.enc_spatial = Transformer(width, spatial_depth, heads)
+        self.enc_temporal = Transformer(width, temporal_depth, heads, causal=True) if temporal_depth else None
+        self.to_code = nn.Linear(width, self.quantizer.dim)
+
+        # Decoder, the mirror image
+        self.from_code = nn.Linear(self.quantizer.dim, width)
+        self.dec_temporal = Transformer(width, temporal_depth, heads, causal=True) if temporal_depth else None
+        self.dec_spatial_pos = nn.Parameter(torch.randn(1, self.grid**2, width) * 0.02)
+        self.dec_spatial = Transformer(width, spatial_depth, heads)
+        # Each token unfolds into per-pixel features that a small per-frame convolution
+        # sharpens: a bare linear patch head leaves blocky edges and halos that break the
+        # shapes (compute notes). Per-frame 2-D convolutions keep the decoder causal.
+        hc = head_channels or c
+        self.unembed_image = nn.Linear(width, hc * p * p)
+        self.unembed_tubelet = nn.Linear(width, hc * tp * p * p)
+        self.head = (
+            nn.Sequential(nn.Conv2d(hc, 2 * hc, 3, padding=1), nn.GELU(), nn.Conv2d(2 * hc, c, 3, padding=1))
+            if head_channels
+            else nn.Identity()
+        )
+
+    @classmethod
+    def per_frame_baseline(cls, **kwargs) -> "CViViT":
+        """Table 3's per-frame tokenizer: same blocks, every frame its own tokens, no temporal model."""
+        return cls(**{**kwargs, "temporal_patch_size": 1, "temporal_depth": 0})
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer.codebook_size
+
+    def latent_frames(self, num_frames: int) -> int:
+        tp = self.config.temporal_patch_size
+        if num_frames < 1 or (num_frames - 1) % tp:
+            raise ValueError(f"C-ViViT takes 1 + k*{tp} frames, got {num_frames}")
+        return 1 + (num_frames - 1) // tp
+
+    def num_frames(self, latent_frames: int) -> int:
+        return 1 + (latent_frames - 1) * self.config.temporal_patch_size
+
+    # -- encoder --------------------------------------------------------------------
+    def _patchify(self, video: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = video.shape
+        p, tp, g = self.config.patch_size, self.config.temporal_patch_size, self.grid
+        if h != self.config.image_size or w != self.config.image_size:
+            raise ValueError(f"C-ViViT was built for {self.config.image_size}px frames, got {h}x{w}")
+        self.latent_frames(t)
+        first = video[:, :, :1].reshape(b, c, g, p, g, p).permute(0, 2, 4, 1, 3, 5).reshape(b, 1, g * g, -1)
+        rest = video[:, :, 1:].reshape(b, c, (t - 1) // tp, tp, g, p, g, p)
+        rest = rest.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(b, (t - 1) // tp, g * g, -1)
+        return torch.cat([self.embed_image(first), self.embed_tubelet(rest)], dim=1)
+
+    def _encode_latents(self, video: torch.Tensor) -> torch.Tensor:
+        x = self._patchify(video.to(self.dtype))  # (b, t', g*g, d)
+        b, t, n, d = x.shape
+        x = self.enc_spatial((x + self.enc_spatial_pos).reshape(b * t, n, d)).reshape(b, t, n, d)
+        if self.enc_temporal is not None:
+            x = x + sinusoidal(torch.arange(t, device=x.device), d).to(x.dtype)[None, :, None]
+            x = self.enc_temporal(x.transpose(1, 2).reshape(b * n, t, d)).reshape(b, n, t, d).transpose(1, 2)
+        return self.to_code(x).reshape(b, t, self.grid, self.grid, -1)
+
+    def encode(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """video (B, C, T, H, W) in [-1, 1] -> (quantized codes (B, T', g, g, dim), tokens (B, T', g, g))."""
+        return self.quantizer(self._encode_latents(video))
+
+    def tokenize(self, video: torch.Tensor) -> torch.LongTensor:
+        return self.encode(video)[1]
+
+    # -- decoder --------------------------------------------------------------------
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes (B, T', g, g, dim) -> video (B, C, T, H, W), unclamped."""
+        b, t, g, _, _ = codes.shape
+        n, d = g * g, self.config.width
+        x = self.from_code(codes.to(self.dtype)).reshape(b, t, n, d)
+        if self.dec_temporal is not None:
+            x = x + sinusoidal(torch.arange(t, device=x.device), d).to(x.dtype)[None, :, None]
+            x = self.dec_temporal(x.transpose(1, 2).reshape(b * n, t, d)).reshape(b, n, t, d).transpose(1, 2)
+        x = self.dec_spatial((x + self.dec_spatial_pos).reshape(b * t, n, d)).reshape(b, t, n, d)
+        return self._unpatchify(x)
+
+    def _unpatchify(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, n, _ = x.shape
+        p, tp, g = self.config.patch_size, self.config.temporal_patch_size, self.grid
+        first = self.unembed_image(x[:, :1]).reshape(b, 1, g, g, -1, p, p)
+        first = first.permute(0, 1, 4, 2, 5, 3, 6)  # b, 1, hc, g, p, g, p
+        rest = self.unembed_tubelet(x[:, 1:]).reshape(b, t - 1, g, g, -1, tp, p, p)
+        rest = rest.permute(0, 1, 5, 4, 2, 6, 3, 7).reshape(b, (t - 1) * tp, -1, g, p, g, p)
+        frames = torch.cat([first, rest], dim=1)  # b, T, hc, g, p, g, p
+        frames = frames.reshape(b * frames.shape[1], -1, g * p, g * p)
+        video = self.head(frames)
+        return video.reshape(b, -1, *video.shape[1:]).transpose(1, 2)  # b, c, T, H, W
+
+    def detokenize(self, tokens: torch.LongTensor) -> torch.Tensor:
+        """tokens (B, T', g, g) -> video (B, C, T, H, W) in [-1, 1]."""
+        return self.decode(self.quantizer.indices_to_codes(tokens)).clamp(-1, 1)
+
+    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.LongTensor]:
+        """Reconstruction for training: (video, tokens), gradients straight through the quantizer."""
+        codes, tokens = self.encode(video)
+        return self.decode(codes), tokens

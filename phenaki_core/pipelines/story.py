@@ -1,0 +1,232 @@
+"""The story engine: a timeline of prompts becomes one continuous video (Phenaki, 2.3).
+
+A story is an ordered list of segments. Each is rendered clip by clip; a clip that
+continues takes the last K frames of everything before it, re-encodes them with C-ViViT
+and freezes those tokens as the known prefix, then samples the rest under its prompt.
+The window slides: every clip sees K frames, never the whole past, so cost and memory per
+clip stay flat however long the story grows.
+
+Every rendered segment keeps its frames and tokens, and remembers what it was rendered
+from (its description and a fingerprint of the frames it continued). A segment is stale
+when either no longer matches, so regenerating segment k recomputes k alone and marks
+what follows as stale without any flags to keep in sync.
+"""
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+TRANSITIONS = ("continue", "cut")
+MAX_SEGMENT_FRAMES = 8 * 60 * 10  # ten minutes at 8 fps
+MAX_STORY_SEGMENTS = 500
+MAX_PROMPT_CHARS = 1000
+FORMAT = "phenaki-story/1"
+
+
+class StoryError(ValueError):
+    """A story that cannot be rendered; the message says what to change."""
+
+
+class RenderCancelled(Exception):
+    pass
+
+
+@dataclass
+class Segment:
+    prompt: str
+    frames: int
+    seed: int = 0
+    transition: str = "continue"
+
+
+@dataclass
+class Story:
+    segments: list[Segment]
+    num_inference_steps: int = 12
+    guidance_scale: float = 3.0
+    context_frames: int = 5
+    model: str = "phenaki-shapes-64"
+
+    def validate(self, clip_frames: int = 11, temporal_patch: int = 2) -> "Story":
+        if not self.segments:
+            raise StoryError("the story has no segments: add at least one prompt")
+        if len(self.segments) > MAX_STORY_SEGMENTS:
+            raise StoryError(f"a story holds at most {MAX_STORY_SEGMENTS} segments, got {len(self.segments)}")
+        for i, s in enumerate(self.segments, 1):
+            if not isinstance(s.prompt, str) or not s.prompt.strip():
+                raise StoryError(f"segment {i}: the prompt is empty")
+            if len(s.prompt) > MAX_PROMPT_CHARS:
+                raise StoryError(f"segment {i}: the prompt is {len(s.prompt)} characters; at most {MAX_PROMPT_CHARS}")
+            if not _is_int(s.frames) or not 1 <= s.frames <= MAX_SEGMENT_FRAMES:
+                raise StoryError(f"segment {i}: duration must be 1 to {MAX_SEGMENT_FRAMES} frames, got {s.frames!r}")
+            if not _is_int(s.seed) or not 0 <= s.seed < 2**31:
+                raise StoryError(f"segment {i}: seed must be an integer from 0 to 2^31-1, got {s.seed!r}")
+            if s.transition not in TRANSITIONS:
+                raise StoryError(f"segment {i}: transition must be one of {TRANSITIONS}, got {s.transition!r}")
+        if not _is_int(self.num_inference_steps) or not 1 <= self.num_inference_steps <= 64:
+            raise StoryError(f"sampling steps must be 1 to 64, got {self.num_inference_steps!r}")
+        g = self.guidance_scale
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or not 0 <= g <= 20:
+            raise StoryError(f"guidance must be a finite number from 0 to 20, got {g!r}")
+        k = self.context_frames
+        if not _is_int(k) or not 1 <= k < clip_frames or (k - 1) % temporal_patch:
+            raise StoryError(f"context frames must be 1 + n*{temporal_patch} and below {clip_frames}, got {k!r}")
+        return self
+
+    # -- the sidecar: everything needed to render the same frames again ---------------
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Story":
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise StoryError(f"not a story file (expected format {FORMAT!r})")
+        try:
+            segments = [Segment(**s) for s in data["segments"]]
+            fields = {k: data[k] for k in ("num_inference_steps", "guidance_scale", "context_frames", "model") if k in data}
+            return cls(segments=segments, **fields)
+        except (KeyError, TypeError) as e:
+            raise StoryError(f"malformed story file: {e}") from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Story":
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise StoryError(f"the story file is not valid JSON: {e}") from None
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+@dataclass
+class RenderedSegment:
+    segment: Segment
+    context_fingerprint: str
+    frames: np.ndarray  # uint8 (n, H, W, 3): this segment's own frames, context excluded
+    tokens: list = field(default_factory=list)  # the token grid of each clip
+
+
+def _fingerprint(frames: np.ndarray | None) -> str:
+    return "none" if frames is None else hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()[:16]
+
+
+def _clip_seed(segment_seed: int, clip: int) -> int:
+    return segment_seed * 65_536 + clip
+
+
+def render_segment(pipe, story: Story, index: int, before: np.ndarray | None, should_cancel=None,
+                   on_step=None, callback_on_step_end=None) -> RenderedSegment:
+    """Render segment `index` after the frames `before` it (their tail is enough).
+
+    The first clip continues `before` (transition "continue") or starts fresh ("cut");
+    later clips of a long segment continue the segment itself under the same prompt.
+    """
+    seg, k = story.segments[index], story.context_frames
+    context = before[-k:] if seg.transition == "continue" and before is not None and len(before) else None
+    fingerprint = _fingerprint(context)
+    tp = pipe.vqvae.config.temporal_patch_size
+    produced, frames, tokens, clip = 0, [], [], 0
+    n_clips = _clips_needed(seg.frames, context is not None, pipe.clip_frames, k)
+
+    def step_end(p, i, t, kwargs):
+        if should_cancel is not None and should_cancel():
+            p._interrupt = True
+        if on_step is not None:
+            on_step(index, clip, n_clips, i, story.num_inference_steps)
+        if callback_on_step_end is not None:
+            callback_on_step_end(p, i, t, kwargs)
+        return kwargs
+
+    while produced < seg.frames:
+        if context is not None:  # C-ViViT takes 1 + n*tp frames: the longest such tail
+            context = context[-(1 + (len(context) - 1) // tp * tp):]
+        generator = torch.Generator().manual_seed(_clip_seed(seg.seed, clip))
+        try:
+            clip_frames, clip_tokens = pipe.generate_clip(
+                seg.prompt, context, num_inference_steps=story.num_inference_steps,
+                guidance_scale=story.guidance_scale, generator=generator, callback_on_step_end=step_end)
+        except InterruptedError:
+            raise RenderCancelled(f"rendering segment {index + 1} was cancelled") from None
+        new = clip_frames[0 if context is None else len(context):]
+        frames.append(new)
+        tokens.append(clip_tokens.cpu())
+        produced += len(new)
+        tail = np.concatenate(([] if context is None else [context]) + [new])
+        context, clip = tail[-k:], clip + 1
+    return RenderedSegment(seg, fingerprint, np.concatenate(frames)[: seg.frames], tokens)
+
+
+def _clips_needed(frames: int, has_context: bool, clip_frames: int, k: int) -> int:
+    first = clip_frames - k if has_context else clip_frames
+    return 1 + max(0, math.ceil((frames - first) / (clip_frames - k)))
+
+
+class StoryRenderer:
+    """A story and its rendered segments; renders only what is missing or stale."""
+
+    def __init__(self, pipe, story: Story, init_frames: np.ndarray | None = None):
+        self.pipe, self.story, self.init_frames = pipe, story, init_frames
+        self.results: list[RenderedSegment | None] = [None] * len(story.segments)
+
+    def _before(self, index: int) -> np.ndarray | None:
+        """The last K frames before segment `index`, across as many segments as needed."""
+        tail, need = [], self.story.context_frames
+        for r in reversed(self.results[:index]):
+            if r is None:
+                raise StoryError(f"segment {index + 1} needs the segments before it rendered first")
+            tail.insert(0, r.frames[-need:])
+            need -= len(tail[0])
+            if need <= 0:
+                break
+        if need > 0 and self.init_frames is not None:
+            tail.insert(0, self.init_frames[-need:])
+        return np.concatenate(tail) if tail else None
+
+    def is_stale(self, index: int) -> bool:
+        r = self.results[index]
+        if r is None or r.segment != self.story.segments[index]:
+            return True
+        seg = self.story.segments[index]
+        before = self._before(index) if seg.transition == "continue" else None
+        context = None if before is None else before[-self.story.context_frames:]
+        return r.context_fingerprint != _fingerprint(context)
+
+    def stale(self) -> list[bool]:
+        flags, upstream_missing = [], False
+        for i in range(len(self.story.segments)):
+            upstream_missing = upstream_missing or self.results[i] is None
+            flags.append(True if upstream_missing else self.is_stale(i))
+        return flags
+
+    def render_segment(self, index: int, **hooks) -> RenderedSegment:
+        self.story.validate(self.pipe.clip_frames, self.pipe.vqvae.config.temporal_patch_size)
+        self.results[index] = render_segment(self.pipe, self.story, index, self._before(index), **hooks)
+        return self.results[index]
+
+    def render(self, start: int = 0, on_segment_done=None, **hooks) -> list[RenderedSegment]:
+        """Render segments from `start` on, skipping those already fresh."""
+        self.story.validate(self.pipe.clip_frames, self.pipe.vqvae.config.temporal_patch_size)
+        for i in range(start, len(self.story.segments)):
+            if self.is_stale(i):
+                self.render_segment(i, **hooks)
+            if on_segment_done is not None:
+                on_segment_done(i, self.results[i])
+        return self.results
+
+    def frames(self) -> np.ndarray:
+        missing = [i + 1 for i, r in enumerate(self.results) if r is None]
+        if missing:
+            raise StoryError(f"segments {missing} are not rendered yet")
+        return np.concatenate([r.frames for r in self.results])
+
+
+def render_story(pipe, story: Story, init_frames: np.ndarray | None = None, **hooks) -> list[RenderedSegment]:
+    return StoryRenderer(pipe, story, init_frames).render(**hooks)

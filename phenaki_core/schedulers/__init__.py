@@ -1,0 +1,3 @@
+from .scheduling_maskgit import MaskGitScheduler
+
+__all__ = ["MaskGitScheduler"]

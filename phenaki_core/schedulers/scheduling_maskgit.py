@@ -1,0 +1,73 @@
+"""MaskGIT's iterative parallel decoding schedule (Chang et al., 2022), with a frozen prefix.
+
+Why not diffusers' AmusedScheduler: it re-samples and can corrupt already-known tokens
+when nothing is masked, and it counts the schedule over the whole grid, so a frozen
+prefix needs a hand-set `starting_mask_ratio`. Here the known tokens are never touched,
+and the schedule counts only the positions that were masked when sampling began: with
+a 5-frame prefix, step i leaves exactly cos(pi/2 * (i+1)/N) of the *new* tokens masked.
+"""
+import math
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+
+class MaskGitScheduler(SchedulerMixin, ConfigMixin):
+    order = 1
+
+    @register_to_config
+    def __init__(self, mask_token_id: int = 1024, choice_temperature: float = 2.0, sample_temperature: float = 1.0):
+        self.timesteps = torch.arange(12)
+        self._to_generate = None
+
+    def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None):
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
+        self.num_inference_steps = num_inference_steps
+        self.timesteps = torch.arange(num_inference_steps, device=device)
+        self._to_generate = None
+
+    def mask_ratio(self, step: int) -> float:
+        """Fraction of the generated positions still masked after `step` (0-based)."""
+        return math.cos(math.pi / 2 * (step + 1) / self.num_inference_steps)
+
+    def step(self, logits: torch.Tensor, step: int, sample: torch.LongTensor,
+             generator: torch.Generator | None = None) -> torch.LongTensor:
+        """One decoding step: fill every masked position, then re-mask the least confident.
+
+        logits (B, ..., K) over the codebook; sample (B, ...) holding mask ids where unknown.
+        """
+        b = sample.shape[0]
+        tokens = sample.reshape(b, -1)
+        logits = logits.reshape(b, tokens.shape[1], -1).float()
+        unknown = tokens == self.config.mask_token_id
+        if step == 0 or self._to_generate is None:
+            self._to_generate = unknown.sum(1)
+
+        log_probs = torch.log_softmax(logits / max(self.config.sample_temperature, 1e-6), dim=-1)
+        if self.config.sample_temperature > 0:
+            gumbel = -torch.log(-torch.log(_uniform(log_probs.shape, generator, log_probs.device)))
+            drawn = (log_probs + gumbel).argmax(-1)
+        else:
+            drawn = log_probs.argmax(-1)
+        filled = torch.where(unknown, drawn, tokens)
+
+        n_keep_masked = (self._to_generate.float() * self.mask_ratio(step)).floor().long()
+        # Always reveal at least one new token per step, and everything at the last step.
+        n_keep_masked = torch.minimum(n_keep_masked, (unknown.sum(1) - 1).clamp(min=0))
+        if step >= self.num_inference_steps - 1:
+            n_keep_masked.zero_()
+
+        confidence = log_probs.gather(-1, drawn[..., None]).squeeze(-1)
+        anneal = self.config.choice_temperature * (1.0 - (step + 1) / self.num_inference_steps)
+        if anneal > 0:
+            confidence = confidence + anneal * -torch.log(-torch.log(_uniform(confidence.shape, generator, confidence.device)))
+        confidence = confidence.masked_fill(~unknown, float("inf"))
+        ranks = confidence.argsort(1).argsort(1)
+        remask = ranks < n_keep_masked[:, None]
+        return filled.masked_fill(remask, self.config.mask_token_id).view_as(sample)
+
+
+def _uniform(shape, generator, device):
+    return torch.rand(shape, generator=generator, device=device).clamp_(1e-20, 1 - 1e-7)

@@ -1,0 +1,3 @@
+from .encoders import TextEncoder
+
+__all__ = ["TextEncoder"]

