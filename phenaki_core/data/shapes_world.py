@@ -47,8 +47,7 @@ CLIP_FRAMES = 11
 
 HALF = 7.0  # nominal half-size at 64x64
 OUTLINE = 2  # outline width at 64x64
-MARGIN = 1.0  # keeps the one-pixel border (the checker's background sample) clean
-_SUPERSAMPLE = 2
+MARGIN = 1.0  # pixels at any size: keeps the one-pixel border (the checker's background sample) clean
 
 # Paraphrases for training captions; the first entry is the canonical word.
 _SHAPE_WORDS = {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)}
@@ -103,7 +102,7 @@ def _start(rng: np.random.Generator, offsets: np.ndarray, size: int) -> tuple[fl
     """A frame-0 state whose whole path stays inside the frame; the smallest size along it is nominal."""
     scale = size / 64
     half = HALF * scale - offsets[:, 2].min()
-    halves = half + offsets[:, 2] + MARGIN * scale
+    halves = half + offsets[:, 2] + MARGIN
     centre = []
     for axis in (0, 1):
         lo = np.max(halves - offsets[:, axis])
@@ -124,9 +123,12 @@ def _erode(mask: np.ndarray, k: int) -> np.ndarray:
 
 
 def _draw(shape: str, style: str, rgb: np.ndarray, states: np.ndarray, background: str, size: int) -> np.ndarray:
-    """Frames (T, H, W, 3) uint8 of one object with per-frame colour (T, 3) and state (T, 3) = x, y, half."""
-    ss = _SUPERSAMPLE
-    centres = (np.arange(size * ss, dtype=np.float32) + 0.5) / ss
+    """Frames (T, H, W, 3) uint8 of one object with per-frame colour (T, 3) and state (T, 3) = x, y, half.
+
+    Pixels are sampled at their centres, without anti-aliasing: half-covered edge pixels would
+    sit exactly on the checker's half-contrast threshold and make its shape reading flip.
+    """
+    centres = np.arange(size, dtype=np.float32) + 0.5
     dx = centres[None, None, :] - states[:, 0, None, None]
     dy = centres[None, :, None] - states[:, 1, None, None]
     h = np.maximum(states[:, 2, None, None], 0)
@@ -137,22 +139,20 @@ def _draw(shape: str, style: str, rgb: np.ndarray, states: np.ndarray, backgroun
     else:  # isosceles, apex at the top centre, base along the bottom of the box
         mask = (dy <= h) & (2 * np.abs(dx) <= dy + h)
     if style == "outlined":
-        mask = mask & ~_erode(mask, max(1, round(OUTLINE * size / 64 * ss)))
-    # Box-downsample to per-pixel coverage counts 0..ss^2 (strided sums: numpy's mean over
-    # split axes is ~20x slower), then colour through a per-frame table of the few blend levels.
-    sub = mask.view(np.uint8).reshape(len(states), size, ss, size, ss)
-    counts = sum(sub[:, :, i, :, j] for i in range(ss) for j in range(ss))
-    bg = np.asarray(BACKGROUNDS[background], np.float32)
-    alpha = np.arange(ss * ss + 1, dtype=np.float32)[None, :, None] / ss**2
-    levels = np.rint(bg + alpha * (np.asarray(rgb, np.float32)[:, None, :] - bg)).astype(np.uint8)
-    return levels[np.arange(len(states))[:, None, None], counts]
+        mask = mask & ~_erode(mask, max(1, round(OUTLINE * size / 64)))
+    frames = np.empty((*mask.shape, 3), np.uint8)
+    frames[:] = BACKGROUNDS[background]
+    t, y, x = np.nonzero(mask)
+    frames[t, y, x] = rgb[t]
+    return frames
 
 
 def render(scene: Scene, num_frames: int = CLIP_FRAMES, size: int = 64) -> np.ndarray:
     """Frames (num_frames, size, size, 3) uint8 of a scene; the scene's pixels are at this size."""
     scale = _check_size(size)
-    states = np.float32([scene.x, scene.y, scene.half]) + _offsets([scene.motion or "stays still"] * (num_frames - 1), scale)
-    rgb = np.tile(np.float32(COLOURS[scene.colour]), (num_frames, 1))
+    steps = [scene.motion or "stays still"] * (num_frames - 1)
+    states = np.float32([scene.x, scene.y, scene.half]) + _offsets(steps, scale)
+    rgb = np.tile(np.uint8(COLOURS[scene.colour]), (num_frames, 1))
     return _draw(scene.shape, scene.style, rgb, states, scene.background, size)
 
 
@@ -187,8 +187,9 @@ def _alternatives(words) -> str:
 _SHAPE_OF = {w: s for s, words in _SHAPE_WORDS.items() for w in words}
 _MOTION_OF = {w: m for m, words in _MOTION_WORDS.items() for w in words}
 _CAPTION_RE = re.compile(
-    rf"(?:a|an|the) (?P<colour>{_alternatives(COLOURS)}) (?P<outlined>outlined )?(?P<shape>{_alternatives(_SHAPE_OF)})"
-    rf"(?: (?P<motion>{_alternatives(_MOTION_OF)}))?(?: on an? (?P<background>{_alternatives(BACKGROUNDS)}) background)?"
+    rf"(?:a|an|the) (?P<colour>{_alternatives(COLOURS)}) (?P<outlined>outlined )?"
+    rf"(?P<shape>{_alternatives(_SHAPE_OF)})(?: (?P<motion>{_alternatives(_MOTION_OF)}))?"
+    rf"(?: on an? (?P<background>{_alternatives(BACKGROUNDS)}) background)?"
 )
 
 
@@ -249,7 +250,7 @@ def sample_story_clip(rng: np.random.Generator, size: int = 64, num_frames: int 
     # Frame t >= change is frame t-1 moved by the new motion, so the path is continuous.
     offsets = _offsets([motion] * (change - 1) + [new_motion] * (num_frames - change), scale)
     states = np.float32(_start(rng, offsets, size)) + offsets
-    rgb = np.float32([COLOURS[colour]] * change + [COLOURS[new_colour]] * (num_frames - change))
+    rgb = np.uint8([COLOURS[colour]] * change + [COLOURS[new_colour]] * (num_frames - change))
     frames = _draw(shape, "solid", rgb, states, background, size)
     after = Scene(new_colour, shape, new_motion, background, x=0, y=0, half=0)
     return frames, caption(after, not paraphrase, rng), change

@@ -33,7 +33,7 @@ class CViViT(ModelMixin, ConfigMixin):
         spatial_depth: int = 2,
         temporal_depth: int = 2,
         fsq_levels: tuple[int, ...] = (8, 8, 4, 4),
-        head_channels: int = 32,
+        head_channels: int = 16,
     ):
         super().__init__()
         p, tp, c = patch_size, temporal_patch_size, in_channels
@@ -93,6 +93,8 @@ class CViViT(ModelMixin, ConfigMixin):
             raise ValueError(f"C-ViViT was built for {self.config.image_size}px frames, got {h}x{w}")
         self.latent_frames(t)
         first = video[:, :, :1].reshape(b, c, g, p, g, p).permute(0, 2, 4, 1, 3, 5).reshape(b, 1, g * g, -1)
+        if t == 1:
+            return self.embed_image(first)
         rest = video[:, :, 1:].reshape(b, c, (t - 1) // tp, tp, g, p, g, p)
         rest = rest.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(b, (t - 1) // tp, g * g, -1)
         return torch.cat([self.embed_image(first), self.embed_tubelet(rest)], dim=1)
@@ -129,10 +131,11 @@ class CViViT(ModelMixin, ConfigMixin):
         b, t, n, _ = x.shape
         p, tp, g = self.config.patch_size, self.config.temporal_patch_size, self.grid
         first = self.unembed_image(x[:, :1]).reshape(b, 1, g, g, -1, p, p)
-        first = first.permute(0, 1, 4, 2, 5, 3, 6)  # b, 1, hc, g, p, g, p
-        rest = self.unembed_tubelet(x[:, 1:]).reshape(b, t - 1, g, g, -1, tp, p, p)
-        rest = rest.permute(0, 1, 5, 4, 2, 6, 3, 7).reshape(b, (t - 1) * tp, -1, g, p, g, p)
-        frames = torch.cat([first, rest], dim=1)  # b, T, hc, g, p, g, p
+        frames = first.permute(0, 1, 4, 2, 5, 3, 6)  # b, 1, hc, g, p, g, p
+        if t > 1:
+            rest = self.unembed_tubelet(x[:, 1:]).reshape(b, t - 1, g, g, -1, tp, p, p)
+            rest = rest.permute(0, 1, 5, 4, 2, 6, 3, 7).reshape(b, (t - 1) * tp, -1, g, p, g, p)
+            frames = torch.cat([frames, rest], dim=1)  # b, T, hc, g, p, g, p
         frames = frames.reshape(b * frames.shape[1], -1, g * p, g * p)
         video = self.head(frames)
         return video.reshape(b, -1, *video.shape[1:]).transpose(1, 2)  # b, c, T, H, W

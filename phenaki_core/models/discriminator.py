@@ -26,9 +26,9 @@ class _ResBlock(nn.Module):
 
 class Discriminator(ModelMixin, ConfigMixin):
     @register_to_config
-    def __init__(self, in_channels: int = 3, channels: int = 32, blocks: int = 3):
+    def __init__(self, in_channels: int = 3, channels: int = 16, blocks: int = 3):
         super().__init__()
-        layers = [nn.Conv2d(in_channels, channels, 3, padding=1)]
+        layers = [nn.Conv2d(in_channels, channels, 4, stride=2, padding=1)]  # halve the resolution first: cost
         c = channels
         for _ in range(blocks):
             layers.append(_ResBlock(c, min(2 * c, 256)))

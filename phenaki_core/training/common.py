@@ -1,0 +1,89 @@
+"""What both trainers share: EMA weights, resumable checkpoints, a time budget, loss curves."""
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+
+class EMA:
+    """Exponential moving average of a model's weights; the weights that ship."""
+
+    def __init__(self, model: torch.nn.Module, decay: float = 0.999):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int):
+        decay = min(self.decay, (1 + step) / (10 + step))  # short warm-up: early weights fade fast
+        for e, p in zip(self.model.parameters(), model.parameters()):
+            e.lerp_(p.detach().to(e.dtype), 1 - decay)
+
+
+class Checkpointer:
+    """One `state.pt` per run folder, written atomically, plus a JSONL log of metrics."""
+
+    def __init__(self, run_dir: str | os.PathLike, every_seconds: float = 180):
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.every, self.last = every_seconds, time.monotonic()
+
+    @property
+    def path(self) -> Path:
+        return self.dir / "state.pt"
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= self.every
+
+    def save(self, state: dict):
+        tmp = self.path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.path)
+        self.last = time.monotonic()
+
+    def load(self) -> dict | None:
+        return torch.load(self.path, map_location="cpu", weights_only=False) if self.path.exists() else None
+
+    def log(self, record: dict):
+        with open(self.dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def plot(self, keys: list[str]):
+        """Loss curves as PNG, from the log (smoothed)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        rows = [json.loads(line) for line in open(self.dir / "log.jsonl")]
+        fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+        for ax, key in zip(axes[0], keys):
+            pts = [(r["step"], r[key]) for r in rows if key in r]
+            if not pts:
+                continue
+            steps, values = zip(*pts)
+            ax.plot(steps, values, lw=0.6, alpha=0.4)
+            k = max(1, len(values) // 50)
+            smooth = [sum(values[max(0, i - k): i + 1]) / len(values[max(0, i - k): i + 1]) for i in range(len(values))]
+            ax.plot(steps, smooth, lw=1.5)
+            ax.set_title(key)
+            ax.set_xlabel("step")
+            if all(v > 0 for v in values):
+                ax.set_yscale("log")
+        fig.tight_layout()
+        fig.savefig(self.dir / "loss.png", dpi=90)
+        plt.close(fig)
+
+
+class Budget:
+    """Stop after `steps` or `minutes`, whichever comes first (either may be None)."""
+
+    def __init__(self, steps: int | None, minutes: float | None, start_step: int = 0):
+        self.steps, self.start_step = steps, start_step
+        self.deadline = None if minutes is None else time.monotonic() + 60 * minutes
+
+    def done(self, step: int) -> bool:
+        return (self.steps is not None and step >= self.steps) or (
+            self.deadline is not None and time.monotonic() >= self.deadline)

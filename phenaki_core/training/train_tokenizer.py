@@ -1,0 +1,139 @@
+"""Train C-ViViT: L2 (object pixels weighted up), the quantizer's loss (none for FSQ), and
+an adversarial loss after a warm-up, under accelerate (one script for a laptop, a GPU box
+or a cluster: `accelerate launch -m phenaki_core.cli train-tokenizer ...`).
+
+Images train it too, as one-frame videos, and as still clips (the image repeated), so
+the tubelet path also learns what only images show (outlined shapes).
+"""
+import argparse
+import json
+import time
+
+import torch
+from accelerate import Accelerator
+from tqdm import tqdm
+
+from ..eval.tokenizer_eval import tokenizer_report
+from ..models import CViViT, Discriminator
+from . import losses
+from .batches import folder_batches, shapes_world_batches
+from .common import EMA, Budget, Checkpointer
+
+
+def add_arguments(p: argparse.ArgumentParser):
+    p.add_argument("--out", required=True, help="run folder: checkpoints, logs, the exported model")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--minutes", type=float, default=None, help="stop after this wall time")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--frames", type=int, default=11)
+    p.add_argument("--videos", default=None, help="folder of captioned videos (default: Shapes World)")
+    p.add_argument("--images", default=None, help="folder of captioned images")
+    p.add_argument("--fps", type=float, default=8)
+    p.add_argument("--batch-videos", type=int, default=16)
+    p.add_argument("--batch-images", type=int, default=8)
+    p.add_argument("--still-fraction", type=float, default=0.5, help="images also seen as still clips")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--object-weight", type=float, default=8.0)
+    p.add_argument("--adv-start", type=int, default=3000, help="step at which the adversarial loss starts")
+    p.add_argument("--adv-weight", type=float, default=0.05)
+    p.add_argument("--perceptual", default=None, help="TorchScript feature network for a perceptual loss (optional)")
+    p.add_argument("--perceptual-weight", type=float, default=0.1)
+    p.add_argument("--config", default=None, help="JSON of CViViT config overrides")
+    p.add_argument("--per-frame", action="store_true", help="train the per-frame baseline (Table 3)")
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--checkpoint-minutes", type=float, default=3)
+    p.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
+    p.add_argument("--seed", type=int, default=0)
+
+
+def build_model(args) -> CViViT:
+    config = {"image_size": args.size, **(json.loads(args.config) if args.config else {})}
+    return CViViT.per_frame_baseline(**config) if args.per_frame else CViViT(**config)
+
+
+def main(args):
+    acc = Accelerator(mixed_precision=args.mixed_precision)
+    torch.manual_seed(args.seed + acc.process_index)
+    model, disc = build_model(args), Discriminator()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    d_opt = torch.optim.AdamW(disc.parameters(), lr=args.lr / 2, betas=(0.5, 0.99))
+    ema = EMA(model)
+    ckpt, step = Checkpointer(args.out, 60 * args.checkpoint_minutes), 0
+    if args.resume and (state := ckpt.load()) is not None:
+        model.load_state_dict(state["model"]); disc.load_state_dict(state["disc"])
+        opt.load_state_dict(state["opt"]); d_opt.load_state_dict(state["d_opt"])
+        ema.model.load_state_dict(state["ema"]); step = state["step"]
+        acc.print(f"resumed at step {step}")
+    perceptual = torch.jit.load(args.perceptual).eval().requires_grad_(False) if args.perceptual else None
+    model, disc, opt, d_opt = acc.prepare(model, disc, opt, d_opt)
+    warmup = 200
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + step + 1) / warmup))
+
+    seed = args.seed * 1000 + step + acc.process_index  # a resumed run sees new data
+    if args.videos:
+        batches = folder_batches(args.videos, args.images, args.batch_videos, args.batch_images, args.size,
+                                 args.frames, args.fps, seed)
+    else:
+        batches = shapes_world_batches(seed, args.batch_videos, args.batch_images, args.size, args.frames)
+
+    budget = Budget(args.steps, args.minutes)
+    bar = tqdm(total=args.steps, initial=step, disable=not acc.is_local_main_process, dynamic_ncols=True)
+    t0 = time.time()
+    while not budget.done(step):
+        b = next(batches)
+        videos, images = b.videos.to(acc.device), b.images.to(acc.device)
+        n_still = int(len(images) * args.still_fraction)
+        stills = images[:n_still].expand(-1, -1, args.frames, -1, -1)
+        clips = torch.cat([videos, stills]) if n_still else videos
+        with acc.autocast():
+            recon_v, tokens = model(clips)
+            recon_i, _ = model(images) if len(images) else (None, None)
+            rec = losses.reconstruction_loss(recon_v, clips, args.object_weight)
+            if recon_i is not None:
+                rec = (rec * len(clips) + losses.reconstruction_loss(recon_i, images, args.object_weight) * len(images)) / (len(clips) + len(images))
+            loss = rec
+            adv_on = step >= args.adv_start
+            if adv_on:  # the discriminator judges two random frames a clip: most of the signal, a fraction of the cost
+                judged = torch.randint(clips.shape[2], (2,), device=clips.device)
+                loss = loss + args.adv_weight * losses.generator_adv_loss(disc(recon_v[:, :, judged]))
+            if perceptual is not None:
+                frames = lambda v: v.transpose(1, 2).flatten(0, 1)
+                loss = loss + args.perceptual_weight * (perceptual(frames(recon_v)) - perceptual(frames(clips))).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        acc.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step(); sched.step()
+        record = {"step": step, "loss": loss.item(), "l2": rec.item()}
+        if adv_on:
+            with acc.autocast():
+                d_loss = losses.hinge_d_loss(disc(clips[:, :, judged]), disc(recon_v[:, :, judged].detach()))
+            d_opt.zero_grad(set_to_none=True)
+            acc.backward(d_loss)
+            d_opt.step()
+            record["d_loss"] = d_loss.item()
+        ema.update(acc.unwrap_model(model), step)
+        step += 1
+        bar.update(1)
+        bar.set_postfix(l2=f"{rec.item():.4f}", clips_s=f"{step and (len(clips) + len(images)) * bar.n / max(time.time() - t0, 1e-6):.0f}")
+
+        if step % args.eval_every == 0 and acc.is_main_process:
+            report = tokenizer_report(ema.model, n_videos=48, n_images=16)
+            record.update(seen=report["seen"]["adherence"], seen_shape=report["seen"]["shape"],
+                          outlined=report["outlined_images"]["adherence"], psnr=report["seen_psnr"])
+            acc.print(f"step {step}: reconstructions pass {record['seen']:.0%} seen "
+                      f"(shape {record['seen_shape']:.0%}), outlined images {record['outlined']:.0%}, PSNR {record['psnr']:.1f}")
+        if acc.is_main_process:
+            ckpt.log({**record, "time": time.time() - t0})
+        if acc.is_main_process and (ckpt.due() or budget.done(step)):
+            save(acc, ckpt, model, disc, opt, d_opt, ema, step)
+    if acc.is_main_process:
+        save(acc, ckpt, model, disc, opt, d_opt, ema, step)
+    bar.close()
+
+
+def save(acc, ckpt, model, disc, opt, d_opt, ema, step):
+    ckpt.save({"model": acc.unwrap_model(model).state_dict(), "disc": acc.unwrap_model(disc).state_dict(),
+               "opt": opt.state_dict(), "d_opt": d_opt.state_dict(), "ema": ema.model.state_dict(), "step": step})
+    ema.model.save_pretrained(ckpt.dir / "cvivit")
+    ckpt.plot(["l2", "d_loss", "seen", "psnr"])

@@ -1,0 +1,164 @@
+"""Train the MaskGIT transformer on a frozen tokenizer's tokens, under accelerate.
+
+Masked-token cross-entropy with the cosine mask ratio; 10% of prompts dropped to the
+null text (for classifier-free guidance); images as first frames whose loss covers the
+first frame only; continuation: story clips keep the frames before their change as a
+frozen, unscored prefix, and some plain clips keep a K-frame prefix, so "frozen past plus
+a new prompt" is a situation the model has trained on.
+"""
+import argparse
+import json
+import time
+
+import torch
+from accelerate import Accelerator
+from tqdm import tqdm
+
+from ..models import CViViT, MaskGitTransformer
+from ..pipelines import PhenakiPipeline
+from ..schedulers import MaskGitScheduler
+from ..text import TextEncoder
+from . import losses
+from .batches import folder_batches, shapes_world_batches
+from .common import EMA, Budget, Checkpointer
+
+
+def add_arguments(p: argparse.ArgumentParser):
+    p.add_argument("--tokenizer", required=True, help="folder of a trained CViViT (save_pretrained)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--init", default=None, help="start from this transformer folder's weights")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--minutes", type=float, default=None)
+    p.add_argument("--videos", default=None, help="folder of captioned videos (default: Shapes World)")
+    p.add_argument("--images", default=None)
+    p.add_argument("--fps", type=float, default=8)
+    p.add_argument("--frames", type=int, default=11)
+    p.add_argument("--batch-videos", type=int, default=32)
+    p.add_argument("--batch-images", type=int, default=8, help="0 trains on video only (Table 2 ablation)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--text-dropout", type=float, default=0.1)
+    p.add_argument("--story-fraction", type=float, default=0.2)
+    p.add_argument("--continuation-fraction", type=float, default=0.25)
+    p.add_argument("--context-frames", type=int, default=5)
+    p.add_argument("--config", default=None, help="JSON of MaskGitTransformer config overrides")
+    p.add_argument("--text-encoder", default="minilm", help="'minilm' or a local T5 folder")
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--checkpoint-minutes", type=float, default=3)
+    p.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
+    p.add_argument("--seed", type=int, default=0)
+
+
+class TextCache:
+    """Captions repeat endlessly in training: encode each once."""
+
+    def __init__(self, encoder: TextEncoder):
+        self.encoder, self.cache = encoder, {}
+
+    def __call__(self, captions: list[str], device):
+        missing = [c for c in dict.fromkeys(captions) if c not in self.cache]
+        if missing:
+            states, mask = self.encoder.encode(missing)
+            for c, s, m in zip(missing, states, mask):
+                self.cache[c] = s[m].float()
+        rows = [self.cache[c] for c in captions]
+        length = max(len(r) for r in rows)
+        states = torch.zeros(len(rows), length, rows[0].shape[-1])
+        mask = torch.zeros(len(rows), length, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            states[i, : len(r)], mask[i, : len(r)] = r, True
+        return states.to(device), mask.to(device)
+
+
+def main(args):
+    acc = Accelerator(mixed_precision=args.mixed_precision)
+    torch.manual_seed(args.seed + acc.process_index)
+    tokenizer = CViViT.from_pretrained(args.tokenizer).eval().requires_grad_(False).to(acc.device)
+    text_encoder = TextEncoder("t5", args.text_encoder) if args.text_encoder != "minilm" else TextEncoder()
+    text = TextCache(text_encoder)
+    latent_frames = tokenizer.latent_frames(args.frames)
+    config = {"codebook_size": tokenizer.codebook_size, "latent_frames": latent_frames, "grid": tokenizer.grid,
+              "text_dim": text_encoder.hidden_size, **(json.loads(args.config) if args.config else {})}
+    model = MaskGitTransformer.from_pretrained(args.init) if args.init else MaskGitTransformer(**config)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    ema = EMA(model, decay=0.998)
+    ckpt, step = Checkpointer(args.out, 60 * args.checkpoint_minutes), 0
+    if args.resume and (state := ckpt.load()) is not None:
+        model.load_state_dict(state["model"]); opt.load_state_dict(state["opt"])
+        ema.model.load_state_dict(state["ema"]); step = state["step"]
+        acc.print(f"resumed at step {step}")
+    model, opt = acc.prepare(model, opt)
+    warmup = 300
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + step + 1) / warmup))
+    mask_id = config["codebook_size"]
+    tp = tokenizer.config.temporal_patch_size
+    k_latent = tokenizer.latent_frames(args.context_frames)
+
+    seed = args.seed * 1000 + step + acc.process_index
+    if args.videos:
+        batches = folder_batches(args.videos, args.images, args.batch_videos, args.batch_images,
+                                 tokenizer.config.image_size, args.frames, args.fps, seed)
+    else:
+        batches = shapes_world_batches(seed, args.batch_videos, args.batch_images, tokenizer.config.image_size,
+                                       args.frames, args.story_fraction)
+    gen = torch.Generator().manual_seed(seed)
+    budget = Budget(args.steps, args.minutes)
+    bar = tqdm(total=args.steps, initial=step, disable=not acc.is_local_main_process, dynamic_ncols=True)
+    t0 = time.time()
+    while not budget.done(step):
+        b = next(batches)
+        with torch.no_grad():
+            video_tokens = tokenizer.tokenize(b.videos.to(acc.device))
+            image_tokens = tokenizer.tokenize(b.images.to(acc.device)) if len(b.images) else video_tokens[:0, :1]
+        pad = torch.zeros(len(image_tokens), latent_frames - 1, *image_tokens.shape[2:], dtype=torch.long, device=acc.device)
+        tokens = torch.cat([video_tokens, torch.cat([image_tokens, pad], 1)])
+        n_v, n_i = len(video_tokens), len(image_tokens)
+        is_image = torch.arange(n_v + n_i, device=acc.device) >= n_v
+        # Frames before a story clip's change are context: whole latent frames before it.
+        prefix = torch.where(b.context_frames > 0, 1 + (b.context_frames - 1) // tp, 0)
+        plain_continuation = (b.context_frames == 0) & (torch.rand(n_v, generator=gen) < args.continuation_fraction)
+        prefix = torch.where(plain_continuation, k_latent, prefix)
+        prefix = torch.cat([prefix, torch.zeros(n_i, dtype=torch.long)]).to(acc.device)
+        inputs, masked = losses.prepare_masked_batch(tokens, is_image, mask_id, prefix, generator=None)
+        states, mask = text(b.video_captions + b.image_captions, acc.device)
+        drop = torch.rand(n_v + n_i, generator=gen).to(acc.device) < args.text_dropout
+        with acc.autocast():
+            logits = model(inputs, states, mask, drop)
+            loss = losses.masked_token_loss(logits, tokens, masked)
+        opt.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        acc.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step(); sched.step()
+        ema.update(acc.unwrap_model(model), step)
+        with torch.no_grad():
+            acc_masked = (logits[masked].argmax(-1) == tokens[masked]).float().mean().item()
+        record = {"step": step, "loss": loss.item(), "token_acc": acc_masked}
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc_masked:.2f}")
+        if step % args.eval_every == 0 and acc.is_main_process:
+            from ..eval.evaluate import quick_adherence
+
+            pipe = assemble(text_encoder, tokenizer, ema.model)
+            record["seen"] = quick_adherence(pipe, n=32)
+            acc.print(f"step {step}: seen adherence {record['seen']:.0%}")
+        if acc.is_main_process:
+            ckpt.log({**record, "time": time.time() - t0})
+        if acc.is_main_process and ckpt.due():
+            save(acc, ckpt, model, opt, ema, step, text_encoder, tokenizer)
+    if acc.is_main_process:
+        save(acc, ckpt, model, opt, ema, step, text_encoder, tokenizer)
+    bar.close()
+
+
+def assemble(text_encoder, tokenizer, transformer) -> PhenakiPipeline:
+    pipe = PhenakiPipeline(text_encoder, tokenizer, transformer, MaskGitScheduler(mask_token_id=transformer.mask_token_id))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def save(acc, ckpt, model, opt, ema, step, text_encoder, tokenizer):
+    ckpt.save({"model": acc.unwrap_model(model).state_dict(), "opt": opt.state_dict(),
+               "ema": ema.model.state_dict(), "step": step})
+    assemble(text_encoder, tokenizer, ema.model).save_pretrained(ckpt.dir / "pipeline")
+    ckpt.plot(["loss", "token_acc", "seen"])

@@ -1,0 +1,33 @@
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+import torch
+
+from phenaki_core import CViViT, MaskGitScheduler, MaskGitTransformer, PhenakiPipeline, TextEncoder
+
+torch.set_num_threads(2)
+
+
+def make_tiny_pipeline(seed: int = 0, text_encoder: TextEncoder | None = None, image_size: int = 32) -> PhenakiPipeline:
+    """A randomly initialised pipeline small enough for unit tests (11-frame clips, 32x32)."""
+    torch.manual_seed(seed)
+    te = text_encoder or TextEncoder()
+    vq = CViViT(image_size=image_size, width=32, heads=2, spatial_depth=1, temporal_depth=1, head_channels=8)
+    tr = MaskGitTransformer(codebook_size=vq.codebook_size, latent_frames=6, grid=vq.grid, width=32, depth=1,
+                            heads=2, text_dim=te.hidden_size)
+    pipe = PhenakiPipeline(te, vq, tr, MaskGitScheduler(mask_token_id=tr.mask_token_id))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="session")
+def text_encoder():
+    return TextEncoder()
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe(text_encoder):
+    return make_tiny_pipeline(text_encoder=text_encoder)
