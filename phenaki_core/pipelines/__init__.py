@@ -1,5 +1,6 @@
+from .default import DEFAULT_MODEL, load_pipeline
 from .pipeline_phenaki import PhenakiPipeline, PhenakiPipelineOutput
 from .story import RenderCancelled, RenderedSegment, Segment, Story, StoryError, StoryRenderer, render_story
 
-__all__ = ["PhenakiPipeline", "PhenakiPipelineOutput", "RenderCancelled", "RenderedSegment", "Segment", "Story",
+__all__ = ["DEFAULT_MODEL", "load_pipeline", "PhenakiPipeline", "PhenakiPipelineOutput", "RenderCancelled", "RenderedSegment", "Segment", "Story",
            "StoryError", "StoryRenderer", "render_story"]

@@ -137,10 +137,10 @@ def render_segment(pipe, story: Story, index: int, before: np.ndarray | None, sh
     n_clips = _clips_needed(seg.frames, context is not None, pipe.clip_frames, k)
 
     def step_end(p, i, t, kwargs):
-        if should_cancel is not None and should_cancel():
-            p._interrupt = True
         if on_step is not None:
             on_step(index, clip, n_clips, i, story.num_inference_steps)
+        if should_cancel is not None and should_cancel():
+            p._interrupt = True
         if callback_on_step_end is not None:
             callback_on_step_end(p, i, t, kwargs)
         return kwargs
@@ -195,15 +195,20 @@ class StoryRenderer:
         if r is None or r.segment != self.story.segments[index]:
             return True
         seg = self.story.segments[index]
-        before = self._before(index) if seg.transition == "continue" else None
+        try:
+            before = self._before(index) if seg.transition == "continue" else None
+        except StoryError:  # what it continued is gone
+            return True
         context = None if before is None else before[-self.story.context_frames:]
         return r.context_fingerprint != _fingerprint(context)
 
     def stale(self) -> list[bool]:
-        flags, upstream_missing = [], False
-        for i in range(len(self.story.segments)):
-            upstream_missing = upstream_missing or self.results[i] is None
-            flags.append(True if upstream_missing else self.is_stale(i))
+        """Per segment: must it be rendered (again)? Staleness flows forward through
+        continuations, since a segment continues frames that are about to change."""
+        flags = []
+        for i, seg in enumerate(self.story.segments):
+            upstream = bool(flags) and flags[-1] and seg.transition == "continue"
+            flags.append(upstream or self.results[i] is None or self.is_stale(i))
         return flags
 
     def render_segment(self, index: int, **hooks) -> RenderedSegment:
@@ -215,7 +220,7 @@ class StoryRenderer:
         """Render segments from `start` on, skipping those already fresh."""
         self.story.validate(self.pipe.clip_frames, self.pipe.vqvae.config.temporal_patch_size)
         for i in range(start, len(self.story.segments)):
-            if self.is_stale(i):
+            if self.stale()[i]:
                 self.render_segment(i, **hooks)
             if on_segment_done is not None:
                 on_segment_done(i, self.results[i])

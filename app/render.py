@@ -1,0 +1,268 @@
+"""One browser session of the studio: its project, its files, and rendering it.
+
+A `Studio` drives `StoryRenderer` for the UI: render the whole story (only what is missing
+or stale) or one segment, with a stop flag that `should_cancel` checks between sampling
+steps, progress events, a take per rendering, per-session output files and an autosave
+(project JSON + a frames cache, both written to a temporary file and renamed).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import queue
+import re
+import secrets
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from phenaki_core.io import export_story, write_video
+from phenaki_core.pipelines.story import RenderCancelled, StoryError, StoryRenderer
+
+from .project import Project, ProjectError, atomic_write, random_seed, replace_segment
+
+log = logging.getLogger("phenaki.studio")
+SESSION_RE = re.compile(r"[0-9a-f]{32}")
+PREVIEW_SIZE = 256
+
+
+def new_session_id() -> str:
+    return secrets.token_hex(16)
+
+
+def valid_session_id(sid) -> bool:
+    return isinstance(sid, str) and SESSION_RE.fullmatch(sid) is not None
+
+
+def project_limits(pipe, model: str) -> dict:
+    return dict(clip_frames=pipe.clip_frames, temporal_patch=pipe.vqvae.config.temporal_patch_size,
+                frame_size=pipe.frame_size, model_fps=pipe.fps, model=model)
+
+
+class Studio:
+    """A session's project and everything made from it."""
+
+    def __init__(self, pipe, session_id: str, projects_dir: Path, work_dir: Path, model: str):
+        if not valid_session_id(session_id):
+            raise ValueError("bad session id")
+        self.pipe, self.id, self.model = pipe, session_id, model
+        self.project = Project(**project_limits(pipe, model))
+        self.save_dir = Path(projects_dir) / session_id
+        self.out_dir = Path(work_dir) / session_id
+        self.cancel = threading.Event()
+        self.lock = threading.RLock()
+        self.rendering = False
+        self._frames_saved: set[str] = set()
+
+    # -- persistence ----------------------------------------------------------------------
+    @classmethod
+    def restore(cls, pipe, session_id, projects_dir, work_dir, model) -> "Studio":
+        """The session's autosaved project (or a new one when there is none or it is unreadable)."""
+        st = cls(pipe, session_id, projects_dir, work_dir, model)
+        path = st.save_dir / "project.json"
+        if path.is_file():
+            try:
+                st.project = Project.load(path, **project_limits(pipe, model))
+                st._load_frames()
+            except (ProjectError, OSError, ValueError) as e:
+                log.warning("autosave of session %s unreadable (%s); starting afresh", session_id[:8], e)
+        return st
+
+    def _load_frames(self):
+        path = self.save_dir / "frames.npz"
+        if not path.is_file():
+            return
+        fs = self.project.frame_size
+        with np.load(path, allow_pickle=False) as z:
+            for it in self.project.items:
+                for t in it.takes:
+                    key = f"{it.id}-{t.id}"
+                    if key in z.files:
+                        a = z[key]
+                        if a.dtype == np.uint8 and a.shape == (t.segment.frames, fs, fs, 3):
+                            t.frames = a
+                            self._frames_saved.add(key)
+
+    def autosave(self):
+        with self.lock:
+            self.project.save(self.save_dir / "project.json", history=True)
+            arrays = {f"{it.id}-{t.id}": t.frames for it in self.project.items for t in it.takes if t.frames is not None}
+            if set(arrays) != self._frames_saved:
+                tmp = self.save_dir / f".frames.{secrets.token_hex(6)}.tmp.npz"
+                try:
+                    np.savez(tmp, **arrays)
+                    atomic_write(self.save_dir / "frames.npz", tmp.read_bytes())
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        tmp.unlink()
+                self._frames_saved = set(arrays)
+
+    # -- rendering -------------------------------------------------------------------------
+    def _renderer(self):
+        p = self.project
+        story = p.story()
+        try:
+            story.validate(p.clip_frames, p.temporal_patch)
+        except StoryError as e:
+            raise ProjectError(str(e)) from None
+        r = StoryRenderer(self.pipe, story, init_frames=p.init_frames)
+        r.results = [p.usable(i) for i in range(len(p.items))]
+        return r, [it.id for it in p.items], p.settings.sampling_key()
+
+    def status(self) -> list[str]:
+        """Per segment: 'rendered', 'stale' (has a take that no longer matches) or 'not rendered'."""
+        p = self.project
+        if not p.items:
+            return []
+        r = StoryRenderer(self.pipe, p.story(), init_frames=p.init_frames)
+        r.results = [p.usable(i) for i in range(len(p.items))]
+        out = []
+        for i, s in enumerate(r.stale()):
+            has = p.active_take(i) is not None and p.active_take(i).frames is not None
+            out.append("rendered" if not s else "stale" if has else "not rendered")
+        return out
+
+    def render(self, index: int | None = None, reseed: bool = False, emit=lambda ev: None):
+        """Render the story (index None: every missing or stale segment, in order) or segment
+        number `index` alone (1-based; with reseed and an unlocked seed, a new random seed first).
+        Raises RenderCancelled when the stop flag is set, ProjectError/StoryError for a story
+        that cannot be rendered."""
+        with self.lock:
+            p = self.project
+            if index is not None:
+                i = p._index(index)
+                it = p.items[i]
+                if reseed and not it.locked and p.active_take(i) is not None:
+                    p.update(index, replace_segment(it.segment, seed=random_seed()))
+            r, ids, sampling = self._renderer()
+        flags = r.stale()
+        targets = [index - 1] if index is not None else [i for i, s in enumerate(flags) if s]
+        total = len(targets)
+        emit(("start", {"total": total}))
+        done = 0
+
+        for i in (targets if index is not None else range(len(ids))):
+            if index is None and not r.is_stale(i):
+                continue
+            def on_step(seg, clip, n_clips, step, steps, done=done):
+                emit(("step", {"segment": seg, "clip": clip, "clips": n_clips, "step": step + 1, "steps": steps,
+                               "done": done, "total": total}))
+            try:
+                res = r.render_segment(i, should_cancel=self.cancel.is_set, on_step=on_step)
+            except StoryError as e:
+                raise ProjectError(str(e)) from None
+            with self.lock:
+                take = self.project.add_take(ids[i], res, sampling)
+                with contextlib.suppress(OSError):
+                    self.autosave()
+            done += 1
+            emit(("segment", {"segment": i, "take": None if take is None else take.id, "done": done, "total": total}))
+            if self.cancel.is_set():
+                raise RenderCancelled(f"stopped after segment {i + 1}")
+
+    def iter_render(self, index: int | None = None, reseed: bool = False):
+        """Render in a worker thread; yield its events, ending with ('done'|'cancelled'|'error', message).
+        Closing the iterator (the page went away) stops the worker within a sampling step."""
+        q: queue.Queue = queue.Queue()
+        self.cancel.clear()
+
+        def work():
+            self.rendering = True
+            try:
+                self.render(index, reseed, q.put)
+                q.put(("done", "rendered"))
+            except RenderCancelled as e:
+                q.put(("cancelled", f"cancelled: {e}"))
+            except (ProjectError, StoryError) as e:
+                q.put(("error", str(e)))
+            except Exception as e:  # the page must say what happened; the server stays up
+                log.exception("render failed")
+                q.put(("error", f"rendering failed: {type(e).__name__}: {e}"))
+            finally:
+                self.rendering = False
+
+        t = threading.Thread(target=work, name=f"render-{self.id[:8]}", daemon=True)
+        t.start()
+        finished = False
+        try:
+            while not finished:
+                ev = q.get()
+                finished = ev[0] in ("done", "cancelled", "error")
+                yield ev
+        finally:
+            if not finished:
+                self.cancel.set()
+            t.join()
+
+    # -- files for the page ---------------------------------------------------------------
+    def _file(self, *parts) -> Path:
+        path = self.out_dir.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def clip_path(self, index: int) -> Path | None:
+        """An MP4 of segment `index`'s (0-based) active take, made once per take."""
+        p = self.project
+        t = p.active_take(index)
+        if t is None or t.frames is None:
+            return None
+        path = self._file("clips", f"{p.items[index].id}-{t.id}-{p.settings.fps:g}.mp4")
+        if not path.is_file():
+            write_video(t.frames, path, fps=p.settings.fps, size=PREVIEW_SIZE)
+        return path
+
+    def thumb_path(self, index: int) -> Path | None:
+        p = self.project
+        t = p.active_take(index)
+        if t is None or t.frames is None:
+            return None
+        path = self._file("thumbs", f"{p.items[index].id}-{t.id}.png")
+        if not path.is_file():
+            frame = t.frames[len(t.frames) // 2]
+            im = Image.fromarray(frame).resize((96, 96), Image.NEAREST)
+            tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp.png")
+            im.save(tmp)
+            tmp.replace(path)
+        return path
+
+    def story_frames(self) -> np.ndarray:
+        """The whole story's frames; ProjectError unless every segment is rendered and fresh."""
+        with self.lock:
+            p = self.project
+            if not p.items:
+                raise ProjectError("the timeline is empty: add a segment and render it first")
+            status = self.status()
+            todo = [i + 1 for i, s in enumerate(status) if s != "rendered"]
+            if todo:
+                raise ProjectError(f"segment(s) {', '.join(map(str, todo))} are not rendered or are stale: "
+                                   "render the story first")
+            return np.concatenate([p.usable(i).frames for i in range(len(p.items))])
+
+    def preview_path(self) -> Path:
+        frames = self.story_frames()
+        s = self.project.settings
+        key = hashlib.sha256(frames.tobytes()).hexdigest()[:12]
+        path = self._file("preview", f"story-{key}-{s.fps:g}.mp4")
+        if not path.is_file():
+            write_video(frames, path, fps=s.fps, size=PREVIEW_SIZE)
+        return path
+
+    def export(self, fmt: str = "mp4") -> tuple[Path, Path]:
+        if fmt not in ("mp4", "gif"):
+            raise ProjectError(f"export format must be mp4 or gif, got {fmt!r}")
+        frames = self.story_frames()
+        s = self.project.settings
+        if self.project.init_frames is not None:
+            log.info("exporting a story that starts from uploaded frames; the sidecar alone does not hold them")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = self._file("exports", f"phenaki-story-{stamp}-{secrets.token_hex(2)}.{fmt}")
+        return export_story(frames, self.project.story(), path, fps=s.fps, size=int(s.export_size), resample="nearest")
+
+    def project_file(self) -> Path:
+        path = self._file("projects", "phenaki-project.json")
+        with self.lock:
+            return self.project.save(path)

@@ -1,0 +1,162 @@
+"""Frames in and out: videos, GIFs, frame strips, story exports and init frames.
+
+Frames are uint8 arrays (T, H, W, 3) everywhere. Every write goes to a temporary file in
+the destination folder and is renamed into place, so a crash or a full disk never leaves
+a half-written video where a player or the studio would pick it up.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .data.folders import _duration, _resize_crop, read_clip
+
+VIDEO_SUFFIXES = (".mp4", ".gif", ".npy", ".png")
+RESAMPLE = {"nearest": Image.NEAREST, "bicubic": Image.BICUBIC}
+INIT_FPS = 8  # init frames continue a story, which runs at the model's 8 fps
+
+
+def _check_frames(frames) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
+        raise ValueError(f"expected uint8 frames (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}")
+    return frames
+
+
+def upscale(frames: np.ndarray, size: int | None, resample: str = "nearest") -> np.ndarray:
+    """Resize so the longer side is `size` (aspect kept); None keeps the frames as they are.
+
+    Nearest keeps Shapes World's flat colours and hard edges; bicubic suits real footage.
+    """
+    frames = _check_frames(frames)
+    if resample not in RESAMPLE:
+        raise ValueError(f"resample must be one of {list(RESAMPLE)}, got {resample!r}")
+    if size is not None and (not isinstance(size, int) or size < 1):
+        raise ValueError(f"size must be a positive number of pixels, got {size!r}")
+    h, w = frames.shape[1:3]
+    if size is None or size == max(h, w):
+        return frames
+    k = size / max(h, w)
+    out = (max(1, round(w * k)), max(1, round(h * k)))
+    return np.stack([np.asarray(Image.fromarray(f).resize(out, RESAMPLE[resample])) for f in frames])
+
+
+def frame_strip(frames: np.ndarray, max_frames: int = 12) -> np.ndarray:
+    """One image (H, n*W, 3): at most max_frames frames, evenly spaced, side by side."""
+    frames = _check_frames(frames)
+    keep = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).round().astype(int))
+    return np.concatenate(frames[keep], axis=1)
+
+
+@contextlib.contextmanager
+def _atomic(path: Path):
+    """Yields a temporary path beside `path` (same suffix, so writers pick the format) and
+    renames it over `path` only when the block succeeds."""
+    # Not mkstemp: its 0600 mode would survive the rename and hide exports from other users.
+    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}")
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _write_mp4(frames: np.ndarray, path: Path, fps: float):
+    from moviepy import ImageSequenceClip
+
+    # yuv420p halves the chroma resolution, so H.264 needs even sides: repeat the last row/column.
+    h, w = frames.shape[1:3]
+    frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    clip = ImageSequenceClip(list(frames), fps=fps)
+    try:
+        clip.write_videofile(str(path), fps=fps, codec="libx264", audio=False, logger=None,
+                             ffmpeg_params=["-pix_fmt", "yuv420p", "-movflags", "+faststart"])
+    finally:
+        clip.close()
+
+
+def _write_gif(frames: np.ndarray, path: Path, fps: float):
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:],
+                   duration=max(20, round(1000 / fps)), loop=0)
+
+
+def write_video(frames: np.ndarray, path: str | Path, fps: float = 8, size: int | None = None,
+                resample: str = "nearest", max_frames: int = 12) -> Path:
+    """Write frames by the path's suffix: .mp4 (H.264, plays in browsers), .gif (loops
+    forever), .npy (the raw uint8 array) or .png (a strip of at most max_frames frames)."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"cannot write {path.name}: the file name must end in one of {', '.join(VIDEO_SUFFIXES)}")
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    frames = upscale(frames, size, resample)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic(path) as tmp:
+        suffix = path.suffix.lower()
+        if suffix == ".mp4":
+            _write_mp4(frames, tmp, fps)
+        elif suffix == ".gif":
+            _write_gif(frames, tmp, fps)
+        elif suffix == ".npy":
+            with open(tmp, "wb") as f:  # a file object, or np.save would append a second .npy
+                np.save(f, frames)
+        else:
+            Image.fromarray(frame_strip(frames, max_frames)).save(tmp, format="PNG")
+    return path
+
+
+def export_story(frames: np.ndarray, story, path: str | Path, fps: float = 8, size: int | None = None,
+                 resample: str = "nearest") -> tuple[Path, Path]:
+    """The video and, beside it, `<stem>.story.json`: the story (enough to render the same
+    frames again) plus the export settings. Returns (video path, sidecar path)."""
+    video = write_video(frames, path, fps, size, resample)
+    sidecar = video.with_name(f"{video.stem}.story.json")
+    data = {**story.to_dict(), "export": {"fps": fps, "size": size, "resample": resample}}
+    with _atomic(sidecar) as tmp:
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return video, sidecar
+
+
+def read_video(path: str | Path) -> np.ndarray:
+    """Every frame of a video file as uint8 (T, H, W, 3)."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"{path} has no video stream")
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except av.error.FFmpegError as e:
+        raise ValueError(f"cannot read the video {path}: {e}") from e
+    if not frames:
+        raise ValueError(f"{path} has no decodable frames")
+    return np.stack(frames)
+
+
+def load_init_frames(path: str | Path, size: int, max_frames: int = 5) -> np.ndarray:
+    """Frames a story can start from, resized (shorter side) and centre-cropped to size x size:
+    an image gives one frame, a video its last max_frames frames at 8 fps."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        with Image.open(path) as image:
+            if getattr(image, "n_frames", 1) == 1:  # an animated GIF is a video: decode it as one
+                return _resize_crop(image, size)[None]
+    except (UnidentifiedImageError, OSError):
+        pass
+    try:
+        seconds = _duration(path)
+        n = max(1, min(max_frames, 1 + math.floor(seconds * INIT_FPS + 1e-6)))
+        return read_clip(path, n, INIT_FPS, size, start=max(0.0, seconds - (n - 1) / INIT_FPS))
+    except ValueError as e:
+        raise ValueError(f"{path.name} is not an image or a video we can read ({e})") from None

@@ -1,0 +1,104 @@
+"""C-ViViT, the per-frame baseline, FSQ and the MaskGIT transformer."""
+import pytest
+import torch
+
+from phenaki_core import CViViT, FSQ, MaskGitTransformer
+
+
+@pytest.fixture(scope="module")
+def cvivit():
+    torch.manual_seed(0)
+    return CViViT(image_size=32, width=32, heads=2, spatial_depth=1, temporal_depth=2, head_channels=8).eval()
+
+
+def video(frames, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, frames, size, size, generator=g) * 2 - 1
+
+
+def test_encoder_is_causal_bit_for_bit(cvivit):
+    v = video(11)
+    changed = v.clone()
+    changed[:, :, 9:] = -v[:, :, 9:]  # only the last tubelet's frames differ
+    with torch.no_grad():
+        a, b = cvivit.tokenize(v), cvivit.tokenize(changed)
+    assert torch.equal(a[:, :5], b[:, :5])
+    assert not torch.equal(a[:, 5], b[:, 5])  # the changed frames do change their own tokens
+
+
+def test_decoder_is_causal_bit_for_bit(cvivit):
+    with torch.no_grad():
+        tokens = cvivit.tokenize(video(11))
+        other = tokens.clone()
+        other[:, 4:] = (other[:, 4:] + 7) % cvivit.codebook_size
+        a, b = cvivit.detokenize(tokens), cvivit.detokenize(other)
+    assert torch.equal(a[:, :, :7], b[:, :, :7])  # frames 0..6 come from latent frames 0..3
+    assert not torch.equal(a[:, :, 7:], b[:, :, 7:])
+
+
+def test_prefix_encodes_the_same_alone_or_inside_a_longer_clip(cvivit):
+    v = video(11)
+    with torch.no_grad():
+        assert torch.equal(cvivit.tokenize(v[:, :, :5]), cvivit.tokenize(v)[:, :3])
+
+
+def test_token_counts_match_the_paper():
+    cvivit = CViViT(image_size=128, width=32, heads=2, spatial_depth=1, temporal_depth=1, head_channels=0)
+    baseline = CViViT.per_frame_baseline(image_size=128, width=32, heads=2, spatial_depth=1, head_channels=0)
+    with torch.no_grad():
+        assert cvivit.tokenize(torch.zeros(1, 3, 11, 128, 128)).numel() == 1536
+        assert baseline.tokenize(torch.zeros(1, 3, 10, 128, 128)).numel() == 2560
+    assert baseline.config.temporal_depth == 0 and baseline.config.temporal_patch_size == 1
+
+
+@pytest.mark.parametrize("frames", [1, 3, 11, 21])
+def test_any_length_encodes_and_decodes(cvivit, frames):
+    with torch.no_grad():
+        tokens = cvivit.tokenize(video(frames))
+        assert tokens.shape == (1, 1 + (frames - 1) // 2, 4, 4)
+        out = cvivit.detokenize(tokens)
+    assert out.shape == (1, 3, frames, 32, 32)
+    assert out.min() >= -1 and out.max() <= 1
+
+
+def test_lengths_that_do_not_tile_are_refused(cvivit):
+    with pytest.raises(ValueError, match="1 \\+ k\\*2"):
+        cvivit.tokenize(video(10))
+    with pytest.raises(ValueError, match="32px"):
+        cvivit.tokenize(torch.zeros(1, 3, 3, 64, 64))
+
+
+def test_fsq_round_trips_indices_and_reports_usage():
+    fsq = FSQ([8, 5, 5, 5])
+    z = torch.randn(4096, 4) * 3
+    codes, idx = fsq(z)
+    assert idx.min() >= 0 and idx.max() < 1000
+    assert torch.allclose(fsq.indices_to_codes(idx), codes)
+    usage = fsq.usage(idx)
+    assert 1 < usage["perplexity"] <= 1000 and 0 <= usage["dead_fraction"] < 1
+    assert fsq.usage(torch.zeros(10, dtype=torch.long))["dead_fraction"] == pytest.approx(999 / 1000)
+
+
+def test_fsq_passes_gradients_straight_through():
+    z = torch.randn(8, 4, requires_grad=True)
+    FSQ([8, 8, 4, 4])(z)[0].sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+def test_transformer_predicts_the_codebook_never_the_mask_id():
+    tr = MaskGitTransformer(codebook_size=64, latent_frames=3, grid=4, width=32, depth=1, heads=2, text_dim=8)
+    tokens = torch.full((2, 3, 4, 4), tr.mask_token_id)
+    logits = tr(tokens, torch.randn(2, 5, 8), torch.ones(2, 5, dtype=torch.bool))
+    assert logits.shape == (2, 3, 4, 4, 64)
+
+
+def test_null_text_ignores_the_prompt():
+    torch.manual_seed(0)
+    tr = MaskGitTransformer(codebook_size=64, latent_frames=3, grid=4, width=32, depth=1, heads=2, text_dim=8).eval()
+    tokens = torch.randint(0, 64, (2, 3, 4, 4))
+    drop = torch.tensor([True, True])
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    a = tr(tokens, torch.randn(2, 5, 8), mask, drop)
+    b = tr(tokens, torch.randn(2, 5, 8), mask, drop)
+    c = tr(tokens, torch.randn(2, 5, 8), mask)
+    assert torch.allclose(a, b) and not torch.allclose(a, c)

@@ -1,0 +1,94 @@
+"""The MaskGIT schedule and the pipeline's sampling."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from phenaki_core import MaskGitScheduler
+
+
+def test_schedule_reveals_per_cosine_counting_only_generated_positions():
+    sched = MaskGitScheduler(mask_token_id=16, choice_temperature=0.0)
+    sched.set_timesteps(8)
+    tokens = torch.full((1, 6, 4, 4), 16)
+    tokens[:, :3] = 5  # a frozen prefix of 3 latent frames: 48 known, 48 to generate
+    logits = torch.randn(1, 6, 4, 4, 16)
+    for i in range(8):
+        tokens = sched.step(logits, i, tokens, torch.Generator().manual_seed(i))
+        still_masked = int((tokens == 16).sum())
+        assert still_masked == math.floor(48 * math.cos(math.pi / 2 * (i + 1) / 8))
+        assert (tokens[:, :3] == 5).all()
+    assert (tokens != 16).all()
+
+
+def test_scheduler_leaves_known_tokens_alone_when_nothing_is_masked():
+    sched = MaskGitScheduler(mask_token_id=16)
+    sched.set_timesteps(4)
+    tokens = torch.randint(0, 16, (2, 3, 4, 4))
+    assert torch.equal(sched.step(torch.randn(2, 3, 4, 4, 16), 0, tokens.clone()), tokens)
+
+
+@pytest.mark.parametrize("steps", [0, -1, 2.5])
+def test_bad_step_counts_are_refused(steps):
+    with pytest.raises(ValueError, match="positive integer"):
+        MaskGitScheduler().set_timesteps(steps)
+
+
+def test_sampling_keeps_the_prefix_and_fills_every_position(tiny_pipe):
+    prefix = torch.randint(0, tiny_pipe.vqvae.codebook_size, (1, 3, 4, 4))
+    tokens = tiny_pipe.sample_tokens(["a red circle moves left"], prefix, num_inference_steps=12,
+                                     generator=torch.Generator().manual_seed(0))
+    assert torch.equal(tokens[:, :3], prefix)
+    assert (tokens != tiny_pipe.transformer.mask_token_id).all()
+    assert tokens.max() < tiny_pipe.vqvae.codebook_size
+
+
+def test_same_seed_same_tokens_other_seed_other_tokens(tiny_pipe):
+    def run(seed):
+        return tiny_pipe.sample_tokens(["a blue square grows"], num_inference_steps=6,
+                                       generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(run(1), run(1))
+    assert not torch.equal(run(1), run(2))
+
+
+def test_guidance_is_one_batched_forward_per_step(tiny_pipe):
+    calls = []
+    hook = tiny_pipe.transformer.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    try:
+        tiny_pipe.sample_tokens(["a", "b"], num_inference_steps=5, guidance_scale=3.0)
+    finally:
+        hook.remove()
+    assert calls == [4] * 5  # conditional and null rows together, once a step
+
+
+def test_callback_and_interrupt(tiny_pipe):
+    seen = []
+
+    def cb(pipe, i, t, kwargs):
+        seen.append(i)
+        if i == 2:
+            pipe._interrupt = True
+        return kwargs
+
+    with pytest.raises(InterruptedError):
+        tiny_pipe.sample_tokens(["a red circle"], num_inference_steps=10, callback_on_step_end=cb)
+    assert seen == [0, 1, 2]
+
+
+def test_call_returns_uint8_frames_and_other_output_types(tiny_pipe):
+    out = tiny_pipe("a red circle moves left", seed=0)
+    assert out.frames.shape == (11, 32, 32, 3) and out.frames.dtype == np.uint8
+    assert len(out.pil_frames if hasattr(out, "pil_frames") else tiny_pipe("x", seed=0, output_type="pil").frames) == 11
+    pt = tiny_pipe("a red circle moves left", seed=0, output_type="pt").frames
+    assert pt.shape == (3, 11, 32, 32) and pt.min() >= -1 and pt.max() <= 1
+    with pytest.raises(ValueError, match="output_type"):
+        tiny_pipe("x", seed=0, output_type="latent-ish")
+
+
+def test_bfloat16_pipeline_runs_on_cpu(tiny_pipe):
+    import copy
+
+    pipe = copy.deepcopy(tiny_pipe).to(dtype=torch.bfloat16)
+    out = pipe("a green square moves up", seed=3, num_inference_steps=4)
+    assert out.frames.shape == (11, 32, 32, 3)
