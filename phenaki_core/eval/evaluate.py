@@ -59,6 +59,7 @@ def clip_prompts(rng: np.random.Generator, n: int, split: str = "train", outline
 
 
 def _fits(state: tuple, motion: str, frames: int) -> bool:
+    """Whether (x, y, half), in 64x64 pixels, stays inside the frame and visible for `frames` frames of motion."""
     x, y, half = (s + d * frames for s, d in zip(state, sw.MOTIONS[motion]))
     return 3 <= half <= 20 and half + 1 <= min(x, y) and max(x, y) <= 63 - half
 
