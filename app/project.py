@@ -30,6 +30,7 @@ from phenaki_core.pipelines.story import MAX_PROMPT_CHARS, RenderedSegment, Segm
 PROJECT_FORMAT = "phenaki-studio-project/1"
 MAX_PROJECT_BYTES = 8 * 1024 * 1024
 MAX_HISTORY = 100
+SEGMENT_FIELDS = {"prompt", "frames", "seed", "transition"}
 MAX_TAKES = 20
 MAX_EXPORT_SIZE = 1024
 MAX_FPS = 60
@@ -376,6 +377,21 @@ class Project:
                                    f"{self.frame_size}x{self.frame_size} RGB")
         self.init_frames = frames
 
+    def adopt(self, other: "Project"):
+        """Replace the timeline, settings and init frames with `other`'s (a loaded file or an
+        example) as one undoable step. Items and takes get fresh ids, so loading the same file
+        twice never mixes two items up."""
+        items = []
+        for it in other.items:
+            takes = []
+            for t in it.takes:
+                takes.append(Take(self._next_take, t.segment, t.sampling, t.context_fingerprint, t.frames))
+                self._next_take += 1
+            active = next((n.id for n, o in zip(takes, it.takes) if o.id == it.active), None)
+            items.append(Item(secrets.token_hex(4), replace(it.segment), it.locked, active, takes))
+        self._commit(items, replace(other.settings))
+        self.init_frames = other.init_frames
+
     # -- takes -------------------------------------------------------------------------
     def add_take(self, item_id: str, rendered: RenderedSegment, sampling: tuple) -> Take | None:
         """Record a rendering of item `item_id`. The same recipe again refreshes its take instead
@@ -471,6 +487,11 @@ class Project:
         if not isinstance(items_data, list):
             raise ProjectError("bad project file: items must be a list")
         story_data = data.get("story")
+        if isinstance(story_data, dict) and isinstance(story_data.get("segments"), list):
+            for n, sd in enumerate(story_data["segments"], 1):
+                extra = sorted(set(sd) - SEGMENT_FIELDS) if isinstance(sd, dict) else []
+                if extra:
+                    raise ProjectError(f"bad project file: segment {n} has unknown fields {extra} (malformed)")
         if story_data is None:
             if items_data:
                 raise ProjectError("bad project file: items without a story")

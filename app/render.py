@@ -15,6 +15,7 @@ import re
 import secrets
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from PIL import Image
 from phenaki_core.io import export_story, write_video
 from phenaki_core.pipelines.story import RenderCancelled, StoryError, StoryRenderer
 
-from .project import Project, ProjectError, atomic_write, random_seed, replace_segment
+from .project import Project, ProjectError, atomic_write, random_seed
 
 log = logging.getLogger("phenaki.studio")
 SESSION_RE = re.compile(r"[0-9a-f]{32}")
@@ -136,8 +137,10 @@ class Studio:
             if index is not None:
                 i = p._index(index)
                 it = p.items[i]
-                if reseed and not it.locked and p.active_take(i) is not None:
-                    p.update(index, replace_segment(it.segment, seed=random_seed()))
+                t = p.active_take(i)
+                # regenerating an unchanged recipe with an unlocked seed: a new variation
+                if reseed and not it.locked and t is not None and t.segment == it.segment:
+                    p.update(index, replace(it.segment, seed=random_seed()))
             r, ids, sampling = self._renderer()
         flags = r.stale()
         targets = [index - 1] if index is not None else [i for i, s in enumerate(flags) if s]
@@ -252,15 +255,16 @@ class Studio:
         return path
 
     def export(self, fmt: str = "mp4") -> tuple[Path, Path]:
-        if fmt not in ("mp4", "gif"):
-            raise ProjectError(f"export format must be mp4 or gif, got {fmt!r}")
+        if fmt not in ("mp4", "gif", "npy"):
+            raise ProjectError(f"export format must be mp4, gif or npy (raw frames), got {fmt!r}")
         frames = self.story_frames()
         s = self.project.settings
         if self.project.init_frames is not None:
             log.info("exporting a story that starts from uploaded frames; the sidecar alone does not hold them")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = self._file("exports", f"phenaki-story-{stamp}-{secrets.token_hex(2)}.{fmt}")
-        return export_story(frames, self.project.story(), path, fps=s.fps, size=int(s.export_size), resample="nearest")
+        size = None if fmt == "npy" else int(s.export_size)  # .npy: the raw frames, as generated
+        return export_story(frames, self.project.story(), path, fps=s.fps, size=size, resample="nearest")
 
     def project_file(self) -> Path:
         path = self._file("projects", "phenaki-project.json")

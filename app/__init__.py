@@ -1,0 +1,1 @@
+"""Phenaki Studio: the Gradio storyboard over phenaki_core (project, rendering, UI)."""

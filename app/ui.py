@@ -1,0 +1,605 @@
+"""The studio page: a timeline of prompts, rendering with progress, takes, export.
+
+`build_demo(pipe, projects_dir=...)` returns the gr.Blocks. Every event that changes or
+reads the project has an `api_name`, so the page and `gradio_client` drive the same code.
+Each browser session owns a `Studio` (its project) in a gr.State; its id lives in a
+gr.BrowserState so that a reload or a server restart finds the autosave again.
+"""
+from __future__ import annotations
+
+import functools
+import html
+import os
+import secrets
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+import gradio as gr  # noqa: E402
+
+from phenaki_core.io import frame_strip, load_init_frames  # noqa: E402
+from phenaki_core.pipelines.story import MAX_PROMPT_CHARS, Segment  # noqa: E402
+
+from .project import Project, ProjectError  # noqa: E402
+from .render import Studio, new_session_id, project_limits, valid_session_id  # noqa: E402
+
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+STORAGE_KEY = "phenaki-studio-session"
+
+EXAMPLES = {
+    "Red circle: motion, then colour, then shape": [
+        ("a red circle moves right", 11), ("a red circle moves left", 11),
+        ("a blue circle moves left", 11), ("a blue square moves left", 11)],
+    "Blue square grows on gray": [
+        ("a blue square grows on a gray background", 11), ("a blue square shrinks on a gray background", 11)],
+    "Yellow triangle's trip": [
+        ("a yellow triangle moves up on a navy background", 11), ("a yellow triangle moves right on a navy background", 11),
+        ("a white triangle moves right on a navy background", 11)],
+    "Cut between scenes": [
+        ("a green circle moves down", 11), ("a purple triangle stays still on a gray background", 11)],
+}
+
+
+def _example_project(name: str, limits: dict) -> Project:
+    if name not in EXAMPLES:
+        raise ProjectError(f"no example called {name!r}; pick one of: {', '.join(EXAMPLES)}")
+    p = Project(**limits)
+    for n, (prompt, frames) in enumerate(EXAMPLES[name]):
+        transition = "cut" if name.startswith("Cut") and n else "continue"
+        p.add(Segment(prompt, frames, seed=n + 1, transition=transition))
+    return p
+
+
+def _secret(projects_dir: Path) -> str:
+    """A fixed secret for BrowserState, made once per projects folder and kept there."""
+    path = projects_dir / ".browser-state-secret"
+    if not path.is_file():
+        projects_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def _tc(seconds: float) -> str:
+    m, s = divmod(seconds, 60)
+    return f"{int(m)}:{s:04.1f}"
+
+
+def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Path | None = None,
+               model: str | None = None) -> gr.Blocks:
+    projects_dir = Path(projects_dir or Path.cwd() / "outputs" / "projects").resolve()
+    work_dir = Path(work_dir or Path(tempfile.gettempdir()) / "phenaki-studio").resolve()
+    model = model or "phenaki-shapes-64"
+    limits = project_limits(pipe, model)
+    fps = pipe.fps
+    sessions: OrderedDict[str, Studio] = OrderedDict()  # live sessions, newest last (bounded)
+    placeholder = work_dir / "placeholder.png"
+    if not placeholder.is_file():
+        from PIL import Image
+        work_dir.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (96, 96), (60, 60, 66)).save(placeholder)
+
+    def remember(st: Studio) -> Studio:
+        sessions[st.id] = st
+        sessions.move_to_end(st.id)
+        while len(sessions) > 64:
+            old_id, old = sessions.popitem(last=False)
+            if old.rendering:  # never drop a session mid-render
+                sessions[old_id] = old
+                break
+        return st
+
+    def open_session(sid) -> Studio:
+        if valid_session_id(sid):
+            if sid in sessions:
+                return remember(sessions[sid])
+            return remember(Studio.restore(pipe, sid, projects_dir, work_dir, model))
+        return remember(Studio(pipe, new_session_id(), projects_dir, work_dir, model))
+
+    def ensure(st) -> Studio:
+        """API clients run no load event: their first call makes their session."""
+        return st if isinstance(st, Studio) else open_session(None)
+
+    # -- what the page shows --------------------------------------------------------------
+    def summary(st: Studio, number) -> dict:
+        p = st.project
+        status = st.status()
+        segs = []
+        for i, ((t0, t1), it) in enumerate(zip(p.timecodes(), p.items)):
+            s = it.segment
+            segs.append({
+                "number": i + 1, "prompt": s.prompt, "frames": s.frames, "seconds": round(s.frames / fps, 3),
+                "start": round(t0, 3), "end": round(t1, 3), "seed": s.seed, "seed_locked": it.locked,
+                "transition": s.transition, "status": status[i],
+                "takes": [{"take": n + 1, "seed": t.segment.seed, "prompt": t.segment.prompt,
+                           "in_memory": t.frames is not None} for n, t in enumerate(it.takes)],
+                "active_take": next((n + 1 for n, t in enumerate(it.takes) if t.id == it.active), None)})
+        s = p.settings
+        return {"segments": segs, "selected": number, "total_frames": p.total_frames(),
+                "total_seconds": round(p.total_frames() / s.fps, 3),
+                "settings": {"steps": s.num_inference_steps, "guidance": s.guidance_scale, "fps": s.fps,
+                             "export_size": s.export_size, "context_frames": s.context_frames},
+                "init_frames": 0 if p.init_frames is None else len(p.init_frames),
+                "can_undo": p.can_undo(), "can_redo": p.can_redo(), "model": p.model}
+
+    def timeline_html(st: Studio, number) -> str:
+        p = st.project
+        if not p.items:
+            return ("<div id='timeline-empty' style='padding:1em;opacity:.8'>The timeline is empty. Write a prompt "
+                    "below and press <b>Add</b>, or load an example from the <b>Project</b> tab.</div>")
+        colours = {"rendered": "#2e9d4f", "stale": "#d08a00", "not rendered": "#888"}
+        rows = []
+        for i, ((t0, t1), it, status) in enumerate(zip(p.timecodes(), p.items, st.status())):
+            s = it.segment
+            bg = "background:rgba(100,140,255,.18);" if number == i + 1 else ""
+            rows.append(
+                f"<tr class='seg-row' data-status='{status}' style='{bg}'><td>{i + 1}</td>"
+                f"<td style='white-space:nowrap'>{_tc(t0)}–{_tc(t1)}</td>"
+                f"<td class='seg-prompt'>{html.escape(s.prompt[:120])}{'…' if len(s.prompt) > 120 else ''}</td>"
+                f"<td style='white-space:nowrap'>{s.frames} f · {s.frames / fps:.2f} s</td>"
+                f"<td>{s.seed} {'🔒' if it.locked else '🎲'}</td><td>{s.transition}</td>"
+                f"<td><span class='seg-status' style='color:{colours[status]};font-weight:600'>{status}</span></td>"
+                f"<td>{len(it.takes)}</td></tr>")
+        total = p.total_frames()
+        return ("<table class='timeline-table' style='width:100%;border-collapse:collapse;font-size:.92em'>"
+                "<thead><tr><th>#</th><th>time</th><th>prompt</th><th>duration</th><th>seed</th><th>transition</th>"
+                "<th>status</th><th>takes</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+                f"<div id='timeline-total' style='margin-top:.4em'>Total: <b>{_tc(total / p.settings.fps)}</b> "
+                f"({total} frames at {p.settings.fps:g} fps; durations in seconds are at the model's {fps} fps)</div>")
+
+    def thumbs(st: Studio):
+        p = st.project
+        status = st.status()
+        out = []
+        for i, ((t0, _), it) in enumerate(zip(p.timecodes(), p.items)):
+            path = st.thumb_path(i) or placeholder
+            out.append((str(path), f"{i + 1} · {_tc(t0)} · {status[i]}"))
+        return out
+
+    def takes_update(st: Studio, number):
+        p = st.project
+        if not p.items or not number:
+            return gr.update(choices=[], value=None)
+        it = p.items[number - 1]
+        choices = [(f"Take {n + 1} · seed {t.segment.seed} · {t.segment.prompt[:40]}", n + 1)
+                   for n, t in enumerate(it.takes)]
+        active = next((n + 1 for n, t in enumerate(it.takes) if t.id == it.active), None)
+        return gr.update(choices=choices, value=active)
+
+    def clip(st: Studio, number):
+        if not st.project.items or not number:
+            return None
+        path = st.clip_path(number - 1)
+        return None if path is None else str(path)
+
+    def clamp(st: Studio, number) -> int | None:
+        n = len(st.project.items)
+        if not n:
+            return None
+        try:
+            number = int(number)
+        except (TypeError, ValueError):
+            number = 1
+        return min(max(number, 1), n)
+
+    def counter(text) -> str:
+        n = len(text or "")
+        warn = " style='color:#c33;font-weight:600'" if n > MAX_PROMPT_CHARS else ""
+        return f"<span{warn}>{n} / {MAX_PROMPT_CHARS} characters</span>"
+
+    def view(st: Studio, number, unit="frames"):
+        p = st.project
+        number = clamp(st, number)
+        unit = unit if unit in ("seconds", "frames") else "frames"
+        if number:
+            it = p.items[number - 1]
+            s = it.segment
+            editor = [s.prompt, counter(s.prompt), s.frames / fps if unit == "seconds" else s.frames, unit,
+                      s.seed, it.locked, s.transition]
+        else:
+            editor = [gr.update(), counter(""), gr.update(), unit, gr.update(), gr.update(), gr.update()]
+        seg_choices = [(f"{i + 1}: {it.segment.prompt[:40]}", i + 1) for i, it in enumerate(p.items)]
+        s = p.settings
+        init = None if p.init_frames is None else frame_strip(p.init_frames)
+        return [st, summary(st, number), timeline_html(st, number), thumbs(st), gr.update(choices=seg_choices, value=number),
+                *editor, takes_update(st, number), clip(st, number),
+                gr.update(interactive=p.can_undo()), gr.update(interactive=p.can_redo()),
+                s.num_inference_steps, s.guidance_scale, s.fps, s.export_size, init]
+
+    def fail(e: Exception):
+        raise gr.Error(str(e), duration=12, print_exception=False)
+
+    def progress_html(text: str, overall: float = 0.0, segment: float = 0.0, state: str = "idle") -> str:
+        def bar(f, colour):
+            return (f"<div style='height:8px;background:rgba(128,128,128,.25);border-radius:4px;margin:3px 0'>"
+                    f"<div style='height:8px;width:{max(0, min(1, f)) * 100:.1f}%;background:{colour};"
+                    f"border-radius:4px'></div></div>")
+        return (f"<div id='progress-box' data-state='{state}'><div id='progress-text'>{html.escape(text)}</div>"
+                f"<div style='font-size:.8em;opacity:.7'>story</div>{bar(overall, '#4a7bff')}"
+                f"<div style='font-size:.8em;opacity:.7'>segment</div>{bar(segment, '#2e9d4f')}</div>")
+
+    # -- the page ------------------------------------------------------------------------------
+    with gr.Blocks(title="Phenaki Studio", delete_cache=(3600, 86400), analytics_enabled=False) as demo:
+        state = gr.State(None)
+        sid_store = gr.BrowserState("", storage_key=STORAGE_KEY, secret=_secret(projects_dir))
+        gr.Markdown(f"# Phenaki Studio\nA storyboard for text-to-video: write a timeline of prompts, render it, "
+                    f"rewrite one segment and regenerate it with everything before it frozen, export one video. "
+                    f"Model: **{html.escape(model)}** ({pipe.frame_size}x{pipe.frame_size}, {fps} fps, "
+                    f"{pipe.clip_frames}-frame clips).", elem_id="header")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, elem_id="timeline-column"):
+                timeline = gr.HTML(elem_id="timeline", label="Timeline")
+                gallery = gr.Gallery(label="Segments (click one to edit it)", elem_id="thumbs", columns=8, height=150,
+                                     allow_preview=False, object_fit="contain", interactive=False)
+                with gr.Row():
+                    undo_btn = gr.Button("↶ Undo", elem_id="undo", size="sm", interactive=False)
+                    redo_btn = gr.Button("↷ Redo", elem_id="redo", size="sm", interactive=False)
+                with gr.Group(elem_id="editor"):
+                    seg_pick = gr.Dropdown(label="Segment", choices=[], value=None, elem_id="seg-pick",
+                                           allow_custom_value=True)
+                    prompt = gr.Textbox(label="Prompt", lines=2, max_lines=4, elem_id="prompt",
+                                        placeholder="a red circle moves right")
+                    count = gr.HTML(counter(""), elem_id="prompt-counter")
+                    with gr.Row():
+                        duration = gr.Number(11, label="Duration", elem_id="duration")
+                        unit = gr.Radio(["frames", "seconds"], value="frames", label="Unit", elem_id="duration-unit")
+                        seed = gr.Number(0, label="Seed", precision=0, elem_id="seed")
+                        locked = gr.Checkbox(True, label="Lock seed", elem_id="seed-locked",
+                                             info="unlocked: regenerating draws a new seed")
+                        transition = gr.Radio(["continue", "cut"], value="continue", label="Transition",
+                                              elem_id="transition")
+                    with gr.Row():
+                        add_btn = gr.Button("+ Add at end", elem_id="add", size="sm", variant="primary")
+                        insert_btn = gr.Button("Insert before", elem_id="insert", size="sm")
+                        apply_btn = gr.Button("Apply changes", elem_id="apply", size="sm")
+                        dup_btn = gr.Button("Duplicate", elem_id="duplicate", size="sm")
+                        del_btn = gr.Button("Delete", elem_id="delete", size="sm", variant="stop")
+                        up_btn = gr.Button("▲ Up", elem_id="move-up", size="sm")
+                        down_btn = gr.Button("▼ Down", elem_id="move-down", size="sm")
+            with gr.Column(scale=2, elem_id="render-column"):
+                with gr.Row():
+                    render_all_btn = gr.Button("▶ Render story", variant="primary", elem_id="render-all")
+                    render_seg_btn = gr.Button("⟳ Regenerate segment", elem_id="render-segment")
+                    cancel_btn = gr.Button("■ Cancel", variant="stop", elem_id="cancel")
+                progress = gr.HTML(progress_html("Idle."), elem_id="progress")
+                # Gradio's own tracker (queue position, elapsed time) shows here, over nothing else
+                queue_box = gr.HTML("<div style='min-height:2.2em'></div>", elem_id="queue-status", padding=False)
+                clip_video = gr.Video(label="Segment clip", elem_id="clip-video", interactive=False, autoplay=True,
+                                      loop=True, height=280)
+                take_pick = gr.Radio([], label="Takes (pick the active one)", elem_id="takes")
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab("Story video", elem_id="tab-video"):
+                with gr.Row():
+                    preview_btn = gr.Button("Preview whole story", elem_id="preview")
+                    export_fmt = gr.Radio(["mp4", "gif", "npy"], value="mp4", label="Export format",
+                                          elem_id="export-format")
+                    export_btn = gr.Button("Export video + sidecar JSON", variant="primary", elem_id="export")
+                with gr.Row():
+                    story_video = gr.Video(label="Story", elem_id="story-video", interactive=False, height=300)
+                    export_files = gr.File(label="Export (video and the .story.json that re-renders it)",
+                                           file_count="multiple", elem_id="export-files", interactive=False)
+            with gr.Tab("Project", elem_id="tab-project"):
+                with gr.Row():
+                    with gr.Column():
+                        save_btn = gr.Button("Save project file", elem_id="save-project")
+                        project_out = gr.File(label="Project file", elem_id="project-file", interactive=False)
+                    with gr.Column():
+                        project_in = gr.File(label="Load a project file (.json)", file_types=[".json"],
+                                             type="filepath", elem_id="project-upload")
+                    with gr.Column():
+                        example_pick = gr.Dropdown(list(EXAMPLES), value=next(iter(EXAMPLES)), label="Examples",
+                                                   elem_id="example-pick")
+                        example_btn = gr.Button("Load example", elem_id="load-example")
+                        new_btn = gr.Button("New empty project", elem_id="new-project", size="sm")
+            with gr.Tab("Start from an image or video", elem_id="tab-init"):
+                gr.Markdown("The first segment animates an uploaded image or continues an uploaded video "
+                            f"(its last frames, cropped to {pipe.frame_size}x{pipe.frame_size}). "
+                            "Set the first segment's transition to *continue*.")
+                with gr.Row():
+                    init_in = gr.File(label="Image or video", type="filepath", elem_id="init-upload",
+                                      file_types=["image", "video"])
+                    init_preview = gr.Image(label="Frames the story starts from", elem_id="init-preview",
+                                            interactive=False, height=120)
+                clear_init_btn = gr.Button("Remove the start frames", elem_id="clear-init", size="sm")
+            with gr.Tab("Settings", elem_id="tab-settings"):
+                with gr.Row():
+                    steps = gr.Number(12, label="Sampling steps (1-64)", precision=0, elem_id="steps")
+                    guidance = gr.Number(3.0, label="Guidance (0-20)", elem_id="guidance")
+                    fps_in = gr.Number(fps, label="Playback fps", elem_id="fps")
+                    size_in = gr.Number(256, label="Export size (pixels, longer side)", precision=0,
+                                        elem_id="export-size")
+                settings_btn = gr.Button("Apply settings", elem_id="apply-settings")
+        with gr.Accordion("Project data (what the API returns first)", open=False, elem_id="summary-accordion"):
+            summary_json = gr.JSON(elem_id="summary")
+
+        editor = [prompt, count, duration, unit, seed, locked, transition]
+        VIEW = [state, summary_json, timeline, gallery, seg_pick, *editor, take_pick, clip_video, undo_btn, redo_btn,
+                steps, guidance, fps_in, size_in, init_preview]
+        RENDER_OUT = [state, summary_json, timeline, gallery, clip_video, take_pick, progress, seed, undo_btn, redo_btn]
+        EDIT = dict(outputs=VIEW, concurrency_limit=None, show_progress="hidden")
+
+        def guarded(fn):
+            @functools.wraps(fn)
+            def run(st, *args):
+                st = ensure(st)
+                try:
+                    with st.lock:
+                        out = fn(st, *args)
+                        st.autosave()
+                    return out
+                except ProjectError as e:
+                    fail(e)
+            return run
+
+        # -- session: restore on page load -----------------------------------------------------
+        def on_load(sid):
+            st = open_session(sid)
+            return [st.id, *view(st, 1)]
+
+        demo.load(on_load, [sid_store], [sid_store, *VIEW], api_visibility="private", show_progress="hidden")
+
+        # -- timeline edits ----------------------------------------------------------------------
+        @guarded
+        def add_segment(st, number, prompt, duration, unit, seed, locked, transition):
+            """Append a segment made from the given fields."""
+            seg = st.project.make_segment(prompt, duration, unit, seed, transition)
+            return view(st, st.project.add(seg, locked=bool(locked)), unit)
+
+        @guarded
+        def insert_segment(st, number, prompt, duration, unit, seed, locked, transition):
+            """Insert a segment made from the given fields before segment `number`."""
+            seg = st.project.make_segment(prompt, duration, unit, seed, transition)
+            where = clamp(st, number) or 1
+            return view(st, st.project.add(seg, index=where, locked=bool(locked)), unit)
+
+        @guarded
+        def update_segment(st, number, prompt, duration, unit, seed, locked, transition):
+            """Replace segment `number`'s prompt, duration, seed, seed lock and transition."""
+            p = st.project
+            seg = p.make_segment(prompt, duration, unit, seed, transition)
+            p.update(p._index(number) + 1, seg, locked=bool(locked))
+            return view(st, number, unit)
+
+        @guarded
+        def apply_pending(st, number, prompt, duration, unit, seed, locked, transition):
+            """Before a render: apply the editor's fields to the selected segment when they differ."""
+            p = st.project
+            if p.items and number and (prompt or "").strip():
+                seg = p.make_segment(prompt, duration, unit, seed, transition)
+                p.update(p._index(number) + 1, seg, locked=bool(locked))
+            return view(st, number, unit)
+
+        @guarded
+        def duplicate_segment(st, number, unit):
+            """Copy segment `number` right after it."""
+            return view(st, st.project.duplicate(number), unit)
+
+        @guarded
+        def delete_segment(st, number, unit):
+            """Delete segment `number` (undo brings it back with its takes)."""
+            return view(st, st.project.delete(number), unit)
+
+        @guarded
+        def move_up(st, number, unit):
+            return view(st, st.project.move(number, -1), unit)
+
+        @guarded
+        def move_down(st, number, unit):
+            return view(st, st.project.move(number, +1), unit)
+
+        @guarded
+        def undo(st, number, unit):
+            st.project.undo()
+            return view(st, number, unit)
+
+        @guarded
+        def redo(st, number, unit):
+            st.project.redo()
+            return view(st, number, unit)
+
+        @guarded
+        def select_segment(st, number, unit):
+            """Show segment `number` in the editor, with its clip and takes."""
+            st.project._index(number)
+            return view(st, number, unit)
+
+        def gallery_select(st, unit, evt: gr.SelectData):
+            return select_segment(st, evt.index + 1, unit)
+
+        @guarded
+        def pick_take(st, number, take):
+            """Make take number `take` of segment `number` the active one (its prompt and seed come back)."""
+            st.project.pick_take(number, take)
+            return view(st, number)
+
+        @guarded
+        def set_settings(st, number, steps, guidance, fps_value, size):
+            """Sampling steps, guidance, playback fps and export size (changing steps or guidance makes every
+            segment stale)."""
+            st.project.set_settings(steps, guidance, fps_value, size)
+            return view(st, number)
+
+        @guarded
+        def load_example(st, name):
+            """Replace the timeline with an example story (undoable)."""
+            st.project.adopt(_example_project(name, limits))
+            return view(st, 1)
+
+        @guarded
+        def new_project(st):
+            """An empty timeline (undoable)."""
+            st.project.adopt(Project(**limits))
+            return view(st, None)
+
+        @guarded
+        def load_project(st, path):
+            """Load a project file (validated; the current project stays as it was when the file is bad)."""
+            if not path:
+                raise ProjectError("choose a project file (.json) to load")
+            if os.path.getsize(path) > 8 * 1024 * 1024:
+                raise ProjectError("the project file is too large")
+            other = Project.load(path, **limits)
+            st.project.adopt(other)
+            if other.model != model:
+                gr.Warning(f"this project was made with model {other.model!r}; it renders here with {model!r}")
+            return view(st, 1)
+
+        @guarded
+        def set_init(st, number, path):
+            """Start the story from an uploaded image (animate it) or video (continue its last frames)."""
+            if not path:
+                raise ProjectError("choose an image or a video")
+            if os.path.getsize(path) > MAX_UPLOAD_BYTES:
+                raise ProjectError("the upload is too large (at most 200 MB)")
+            try:
+                frames = load_init_frames(path, size=pipe.frame_size, max_frames=st.project.settings.context_frames)
+            except (ValueError, OSError) as e:
+                raise ProjectError(f"cannot use this upload: {e}") from None
+            st.project.set_init_frames(frames)
+            return view(st, number)
+
+        @guarded
+        def clear_init(st, number):
+            """Remove the uploaded start frames."""
+            st.project.set_init_frames(None)
+            return view(st, number)
+
+        sel_unit = [state, seg_pick, unit]
+        edit_in = [state, seg_pick, *[c for c in editor if c is not count]]
+        add_btn.click(add_segment, edit_in, api_name="add_segment", **EDIT)
+        insert_btn.click(insert_segment, edit_in, api_name="insert_segment", **EDIT)
+        apply_btn.click(update_segment, edit_in, api_name="update_segment", **EDIT)
+        prompt.submit(update_segment, edit_in, api_visibility="private", **EDIT)
+        dup_btn.click(duplicate_segment, sel_unit, api_name="duplicate_segment", **EDIT)
+        del_btn.click(delete_segment, sel_unit, api_name="delete_segment", **EDIT)
+        up_btn.click(move_up, sel_unit, api_name="move_up", **EDIT)
+        down_btn.click(move_down, sel_unit, api_name="move_down", **EDIT)
+        undo_btn.click(undo, sel_unit, api_name="undo", **EDIT)
+        redo_btn.click(redo, sel_unit, api_name="redo", **EDIT)
+        seg_pick.input(select_segment, sel_unit, api_name="select_segment", **EDIT)
+        gallery.select(gallery_select, [state, unit], api_visibility="private", **EDIT)
+        take_pick.input(pick_take, [state, seg_pick, take_pick], api_name="pick_take", **EDIT)
+        settings_btn.click(set_settings, [state, seg_pick, steps, guidance, fps_in, size_in], api_name="set_settings",
+                           **EDIT)
+        example_btn.click(load_example, [state, example_pick], api_name="load_example", **EDIT)
+        new_btn.click(new_project, [state], api_name="new_project", **EDIT)
+        project_in.upload(load_project, [state, project_in], api_name="load_project", **EDIT)
+        init_in.upload(set_init, [state, seg_pick, init_in], api_name="set_init", **EDIT)
+        clear_init_btn.click(clear_init, [state, seg_pick], api_name="clear_init", **EDIT)
+        # the counter runs in the page, no round trip per keystroke
+        prompt.change(None, [prompt], [count], js=f"""(t) => {{ const n = (t || '').length;
+            const s = n > {MAX_PROMPT_CHARS} ? " style='color:#c33;font-weight:600'" : "";
+            return [`<span${{s}}>${{n}} / {MAX_PROMPT_CHARS} characters</span>`]; }}""", api_visibility="private")
+
+        # -- rendering -------------------------------------------------------------------------
+        def render_view(st, number, clip_path, prog):
+            p = st.project
+            number = clamp(st, number)
+            seed_value = p.items[number - 1].segment.seed if number else gr.update()
+            return [st, summary(st, number), timeline_html(st, number), thumbs(st),
+                    clip_path if clip_path is not None else gr.update(), takes_update(st, number), prog, seed_value,
+                    gr.update(interactive=p.can_undo()), gr.update(interactive=p.can_redo())]
+
+        def run_render(st, number, index, reseed):
+            st = ensure(st)
+            if index is not None:
+                try:
+                    index = st.project._index(index) + 1
+                except ProjectError as e:
+                    fail(e)
+            yield render_view(st, number, None, progress_html("Starting…", state="running"))
+            total, last = 1, 0.0
+            for kind, data in st.iter_render(index, reseed):
+                if kind == "start":
+                    total = max(1, data["total"])
+                    if not data["total"]:
+                        yield render_view(st, number, None, progress_html("Everything is rendered and fresh.", 1, 1, "done"))
+                elif kind == "step":
+                    seg_frac = (data["clip"] + data["step"] / data["steps"]) / data["clips"]
+                    text = (f"Segment {data['segment'] + 1} ({data['done'] + 1}/{total}) · clip {data['clip'] + 1}/"
+                            f"{data['clips']} · step {data['step']}/{data['steps']}")
+                    now = __import__("time").monotonic()
+                    if now - last > 0.2:
+                        last = now
+                        yield render_view(st, number, None, progress_html(text, (data["done"] + seg_frac) / total, seg_frac,
+                                                                    "running"))
+                elif kind == "segment":
+                    i = data["segment"]
+                    path = st.clip_path(i)
+                    yield render_view(st, number, str(path) if path else None,
+                                      progress_html(f"Segment {i + 1} done ({data['done']}/{total}).",
+                                                    data["done"] / total, 1, "running"))
+                elif kind == "done":
+                    yield render_view(st, number, None, progress_html("Done: every segment is rendered.", 1, 1, "done"))
+                elif kind == "cancelled":
+                    yield render_view(st, number, None, progress_html(f"Cancelled ({data}).", 0, 0, "cancelled"))
+                elif kind == "error":
+                    yield render_view(st, number, None, progress_html(f"Not rendered: {data}", 0, 0, "error"))
+                    fail(ProjectError(data))
+
+        def render_story(st, number):
+            """Render every segment that is missing or stale, in order; each clip shows when it is done."""
+            yield from run_render(st, number, None, False)
+
+        def render_segment(st, number):
+            """Render segment `number` alone, with everything before it frozen (its later segments
+            become stale). An unlocked seed draws a new seed when the segment is unchanged. Each
+            rendering is a take."""
+            yield from run_render(st, number, number, True)
+
+        def cancel(st, number):
+            """Stop the running render within a sampling step (and drop one still waiting in the queue)."""
+            st = ensure(st)
+            was = st.rendering
+            st.cancel.set()
+            for _ in range(600):  # the worker stops at its next sampling step
+                if not st.rendering:
+                    break
+                __import__("time").sleep(0.05)
+            text = "Cancelled." if was else "Nothing is rendering."
+            return render_view(st, number, None, progress_html(text, 0, 0, "cancelled"))
+
+        # the queue position and timer show on the progress box only: the timeline stays usable
+        RENDER = dict(outputs=RENDER_OUT, concurrency_limit=1, concurrency_id="render", show_progress="full",
+                      show_progress_on=[queue_box])
+        apply_in = [state, seg_pick, prompt, duration, unit, seed, locked, transition]
+        ev_all = render_all_btn.click(apply_pending, apply_in, api_visibility="private", **EDIT).success(
+            render_story, [state, seg_pick], api_name="render_story", **RENDER)
+        ev_seg = render_seg_btn.click(apply_pending, apply_in, api_visibility="private", **EDIT).success(
+            render_segment, [state, seg_pick], api_name="render_segment", **RENDER)
+        # the flag stops the worker within a sampling step; `cancels` also drops a render still
+        # waiting in the queue (a flag set then would be cleared when it starts)
+        cancel_btn.click(cancel, [state, seg_pick], RENDER_OUT, api_name="cancel", concurrency_limit=None,
+                         show_progress="hidden", cancels=[ev_all, ev_seg])
+
+        # -- preview, export, save ---------------------------------------------------------------
+        def preview(st):
+            """The whole story as one MP4 (every segment must be rendered and fresh)."""
+            st = ensure(st)
+            try:
+                return st, str(st.preview_path())
+            except ProjectError as e:
+                fail(e)
+
+        def export(st, fmt):
+            """Export the story as MP4, GIF or raw frames (.npy), plus the sidecar .story.json
+            (prompts, seeds, settings) that renders the same frames again."""
+            st = ensure(st)
+            try:
+                video, sidecar = st.export(fmt)
+            except ProjectError as e:
+                fail(e)
+            return st, [str(video), str(sidecar)]
+
+        def save_project(st):
+            """The project as a JSON file (story, takes, settings, start frames; no paths)."""
+            st = ensure(st)
+            return st, str(st.project_file())
+
+        FILES = dict(concurrency_limit=2, concurrency_id="files")
+        preview_btn.click(preview, [state], [state, story_video], api_name="preview", **FILES)
+        export_btn.click(export, [state, export_fmt], [state, export_files], api_name="export", **FILES)
+        save_btn.click(save_project, [state], [state, project_out], api_name="save_project", **FILES)
+    return demo

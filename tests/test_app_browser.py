@@ -1,0 +1,227 @@
+"""The studio in a real Chromium, as a person uses it (tiny pipeline, Debian's chromium).
+
+Screenshots go to tests/artifacts/ so a person can look at the page each step produced.
+"""
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.browser
+sync_api = pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+from phenaki_core.io import read_video  # noqa: E402
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+T = 120_000  # ms: generous upper bounds for waits, never asserted as timings
+expect.set_options(timeout=T)
+
+
+@pytest.fixture(scope="module")
+def studio_url(tiny_pipe, tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install -y chromium)")
+    from app.ui import build_demo
+
+    root = tmp_path_factory.mktemp("studio-browser")
+    demo = build_demo(tiny_pipe, projects_dir=root / "projects", work_dir=root / "work", model="tiny")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser(studio_url):
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg = ctx.new_page()
+    pg.set_default_timeout(T)
+    yield pg
+    ctx.close()
+
+
+def shot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def statuses(page):
+    return page.locator("#timeline .seg-status").all_inner_texts()
+
+
+def wait_statuses(page, expected):
+    expect(page.locator("#timeline .seg-status")).to_have_text(expected, timeout=T)
+
+
+def open_tab(page, name, field):
+    page.get_by_role("tab", name=name).click()
+    expect(page.locator(field)).to_be_visible()
+    page.wait_for_function(f"document.querySelector({json.dumps(field)}) !== null")
+
+
+def thumb_srcs(page):
+    return [img.get_attribute("src") for img in page.locator("#thumbs img").all()]
+
+
+def wait_render_done(page):
+    page.wait_for_selector("#progress-box[data-state=done]", timeout=T)
+
+
+def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_path):
+    page.goto(studio_url)
+    expect(page.locator("#timeline-empty")).to_be_visible()
+
+    # fast sampling for the tiny model
+    open_tab(page, "Settings", "#steps input")
+    expect(page.locator("#steps input")).to_have_value("12")
+    page.fill("#steps input", "2")
+    expect(page.locator("#steps input")).to_have_value("2")
+    page.click("#apply-settings")
+    expect(page.locator("#undo")).to_be_enabled()
+
+    # build three segments in the editor
+    prompts = ["a red circle moves right", "a red circle moves left", "a blue circle moves left"]
+    for n, text in enumerate(prompts, 1):
+        page.fill("#prompt textarea", text)
+        expect(page.locator("#prompt-counter")).to_contain_text(f"{len(text)} / 1000")
+        page.fill("#seed input", str(n))
+        page.click("#add")
+        expect(page.locator("#timeline .seg-row")).to_have_count(n)
+    expect(page.locator("#timeline-total")).to_contain_text("0:04.1")  # 33 frames at 8 fps
+    wait_statuses(page, ["not rendered"] * 3)
+    shot(page, "01-timeline")
+
+    # render the story: every clip appears, the timeline stays visible while it runs
+    page.click("#render-all")
+    wait_render_done(page)
+    wait_statuses(page, ["rendered"] * 3)
+    page.wait_for_function("document.querySelector('#clip-video video')?.readyState >= 1", timeout=T)
+    before = thumb_srcs(page)
+    assert len(before) == 3
+    shot(page, "02-rendered")
+
+    # edit segment 2 and regenerate it: segment 1 stays, segment 3 goes stale
+    page.locator("#thumbs .thumbnail-item").nth(1).click()
+    expect(page.locator("#prompt textarea")).to_have_value(prompts[1])
+    page.fill("#prompt textarea", "a green circle moves left")
+    page.click("#render-segment")
+    wait_render_done(page)
+    wait_statuses(page, ["rendered", "rendered", "stale"])
+    after = thumb_srcs(page)
+    assert after[0] == before[0]  # segment 1: the same take, the same frames
+    assert after[1] != before[1]  # segment 2: a new take
+    expect(page.locator("#takes label")).to_have_count(2)
+    expect(page.locator("#timeline .seg-prompt").nth(1)).to_have_text("a green circle moves left")
+    shot(page, "03-regenerated")
+
+    # undo the prompt edit: the old prompt and its take come back, so nothing is stale
+    page.click("#undo")
+    expect(page.locator("#timeline .seg-prompt").nth(1)).to_have_text(prompts[1])
+    wait_statuses(page, ["rendered"] * 3)
+    assert thumb_srcs(page)[0] == before[0]
+    shot(page, "04-undone")
+
+    # export and download the MP4
+    open_tab(page, "Story video", "#export")
+    page.click("#export")
+    link = page.locator('#export-files a[download$=".mp4"]')
+    expect(link).to_have_count(1)
+    with page.expect_download() as dl:
+        link.click()
+    mp4 = tmp_path / "story.mp4"
+    dl.value.save_as(mp4)
+    frames = read_video(mp4)
+    assert frames.shape[0] == 33 and frames.shape[1] == 256
+    expect(page.locator('#export-files a[download$=".story.json"]')).to_have_count(1)
+    page.click("#preview")
+    page.wait_for_function("document.querySelector('#story-video video')?.readyState >= 1", timeout=T)
+    shot(page, "05-exported")
+
+    # save the project file, download it
+    open_tab(page, "Project", "#save-project")
+    page.click("#save-project")
+    plink = page.locator("#project-file a")
+    expect(plink).to_have_count(1)
+    with page.expect_download() as dl:
+        plink.click()
+    saved = tmp_path / "project.json"
+    dl.value.save_as(saved)
+    data = json.loads(saved.read_text())
+    assert [s["prompt"] for s in data["story"]["segments"]] == prompts
+
+    # a reload finds the session's project again (browser state + autosave)
+    page.reload()
+    wait_statuses(page, ["rendered"] * 3)
+    expect(page.locator("#timeline .seg-prompt")).to_have_text(prompts)
+
+    # start over, then load the saved file: the story comes back and re-renders identically
+    open_tab(page, "Project", "#new-project")
+    page.click("#new-project")
+    expect(page.locator("#timeline-empty")).to_be_visible()
+    page.set_input_files("#project-upload input[type=file]", str(saved))
+    expect(page.locator("#timeline .seg-prompt")).to_have_text(prompts)
+    wait_statuses(page, ["not rendered"] * 3)  # files carry recipes, not frames
+    page.click("#render-all")
+    wait_render_done(page)
+    wait_statuses(page, ["rendered"] * 3)
+    shot(page, "06-reloaded")
+    open_tab(page, "Story video", "#export")
+    page.get_by_label("npy").check()
+    page.click("#export")
+    nlink = page.locator('#export-files a[download$=".npy"]')
+    expect(nlink).to_have_count(1)
+    with page.expect_download() as dl:
+        nlink.click()
+    dl.value.save_as(tmp_path / "again.npy")
+    again = np.load(tmp_path / "again.npy")
+    assert again.shape == (33, 32, 32, 3)
+
+
+def test_bad_input_shows_a_message_and_changes_nothing(page, studio_url, tmp_path):
+    page.goto(studio_url)
+    expect(page.locator("#timeline-empty")).to_be_visible()
+    page.fill("#prompt textarea", "x" * 10_000)
+    expect(page.locator("#prompt-counter")).to_contain_text("10000 / 1000")
+    page.click("#add")
+    expect(page.get_by_text("at most 1000").first).to_be_visible()
+    expect(page.locator("#timeline-empty")).to_be_visible()
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text(json.dumps({"format": "phenaki-studio-project/1", "story": {"format": "phenaki-story/1",
+                                   "segments": [{"prompt": "x", "frames": 11, "seed": 0, "path": "../../etc/passwd"}]},
+                                   "items": [{"id": "deadbeef"}]}))
+    open_tab(page, "Project", "#project-upload")
+    page.set_input_files("#project-upload input[type=file]", str(hostile))
+    expect(page.get_by_text("malformed").first).to_be_visible()
+    expect(page.locator("#timeline-empty")).to_be_visible()
+    shot(page, "07-bad-input")
+
+    # a long render shows its progress beside the timeline, and Cancel stops it
+    page.fill("#prompt textarea", "a red circle moves right")
+    page.fill("#duration input", "400")
+    page.click("#add")
+    expect(page.locator("#timeline .seg-row")).to_have_count(1)
+    page.click("#render-all")
+    expect(page.locator("#progress-text")).to_contain_text("step")
+    expect(page.locator("#timeline .seg-row")).to_be_visible()  # not hidden by the progress
+    shot(page, "08-rendering")
+    page.click("#cancel")
+    page.wait_for_selector("#progress-box[data-state=cancelled]", timeout=T)
+    wait_statuses(page, ["not rendered"])
+    shot(page, "09-cancelled")
