@@ -259,12 +259,11 @@ class Studio:
             raise ProjectError(f"export format must be mp4, gif or npy (raw frames), got {fmt!r}")
         frames = self.story_frames()
         s = self.project.settings
-        if self.project.init_frames is not None:
-            log.info("exporting a story that starts from uploaded frames; the sidecar alone does not hold them")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = self._file("exports", f"phenaki-story-{stamp}-{secrets.token_hex(2)}.{fmt}")
         size = None if fmt == "npy" else int(s.export_size)  # .npy: the raw frames, as generated
-        return export_story(frames, self.project.story(), path, fps=s.fps, size=size, resample="nearest")
+        return export_story(frames, self.project.story(), path, fps=s.fps, size=size, resample="nearest",
+                            init_frames=self.project.init_frames)
 
     def project_file(self) -> Path:
         path = self._file("projects", "phenaki-project.json")

@@ -7,26 +7,29 @@ from pathlib import Path
 def _generate(args):
     import torch
 
-    from .io import export_story
+    from .io import export_story, load_init_frames, load_sidecar
     from .pipelines import Segment, Story, StoryError, StoryRenderer, load_pipeline
 
     pipe = load_pipeline(args.model, device=args.device, dtype=torch.bfloat16 if args.bf16 else None)
+    init = None
     try:
         if args.story:
-            story = Story.from_json(Path(args.story).read_text())
+            story, init = load_sidecar(args.story)
         else:
             if not args.prompt:
                 raise StoryError("give at least one --prompt, or --story story.json")
             story = Story([Segment(p, args.frames, args.seed + i, "continue") for i, p in enumerate(args.prompt)],
                           num_inference_steps=args.steps, guidance_scale=args.guidance)
+            if args.init:
+                init = load_init_frames(args.init, pipe.frame_size, story.context_frames)
         story.validate(pipe.clip_frames, pipe.vqvae.config.temporal_patch_size)
-    except (StoryError, OSError) as e:
+    except (ValueError, OSError) as e:
         sys.exit(f"error: {e}")
-    renderer = StoryRenderer(pipe, story)
+    renderer = StoryRenderer(pipe, story, init)
     n = len(story.segments)
     renderer.render(on_segment_done=lambda i, r: print(f"segment {i + 1}/{n}: {len(r.frames)} frames", file=sys.stderr))
     video, sidecar = export_story(renderer.frames(), story, args.out, fps=args.fps or pipe.fps, size=args.size,
-                                  resample=args.resample)
+                                  resample=args.resample, init_frames=init)
     print(video)
     print(sidecar, file=sys.stderr)
 
@@ -74,6 +77,7 @@ def main(argv=None):
     p = sub.add_parser("generate", help="render prompts (a story) to .mp4, .gif or .npy")
     p.add_argument("--prompt", action="append", help="one per story segment, in order")
     p.add_argument("--story", default=None, help="a story sidecar JSON to re-render exactly")
+    p.add_argument("--init", default=None, help="an image to animate or a video to continue")
     p.add_argument("--frames", type=int, default=11, help="frames per segment")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=12)

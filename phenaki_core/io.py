@@ -6,7 +6,9 @@ a half-written video where a player or the studio would pick it up.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import json
 import math
 import os
@@ -117,12 +119,15 @@ def write_video(frames: np.ndarray, path: str | Path, fps: float = 8, size: int 
 
 
 def export_story(frames: np.ndarray, story, path: str | Path, fps: float = 8, size: int | None = None,
-                 resample: str = "nearest") -> tuple[Path, Path]:
-    """The video and, beside it, `<stem>.story.json`: the story (enough to render the same
-    frames again) plus the export settings. Returns (video path, sidecar path)."""
+                 resample: str = "nearest", init_frames: np.ndarray | None = None) -> tuple[Path, Path]:
+    """The video and, beside it, `<stem>.story.json`: the story, the frames it started from
+    (if any, as PNGs) and the export settings: enough to render the same frames again.
+    Returns (video path, sidecar path)."""
     video = write_video(frames, path, fps, size, resample)
     sidecar = video.with_name(f"{video.stem}.story.json")
     data = {**story.to_dict(), "export": {"fps": fps, "size": size, "resample": resample}}
+    if init_frames is not None:
+        data["init_frames"] = [_png_base64(f) for f in init_frames]
     with _atomic(sidecar) as tmp:
         tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
     return video, sidecar
@@ -160,3 +165,25 @@ def load_init_frames(path: str | Path, size: int, max_frames: int = 5) -> np.nda
         return read_clip(path, n, INIT_FPS, size, start=max(0.0, seconds - (n - 1) / INIT_FPS))
     except ValueError as e:
         raise ValueError(f"{path.name} is not an image or a video we can read ({e})") from None
+
+
+def _png_base64(frame: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def load_sidecar(path: str | Path):
+    """(Story, start frames or None) from a `.story.json` that export_story wrote."""
+    from .pipelines.story import Story, StoryError
+
+    text = Path(path).read_text(encoding="utf-8")
+    story = Story.from_json(text)
+    encoded = json.loads(text).get("init_frames")
+    if encoded is None:
+        return story, None
+    try:
+        frames = [np.asarray(Image.open(io.BytesIO(base64.b64decode(e, validate=True))).convert("RGB")) for e in encoded]
+        return story, np.stack(frames)
+    except (ValueError, TypeError, OSError) as e:
+        raise StoryError(f"the sidecar's start frames are unreadable: {e}") from None

@@ -5,7 +5,8 @@ from PIL import Image
 
 from phenaki_core import Segment, Story
 from phenaki_core.data import shapes_world as sw
-from phenaki_core.io import export_story, frame_strip, load_init_frames, read_video, upscale, write_video
+from phenaki_core.io import (export_story, frame_strip, load_init_frames, load_sidecar, read_video, upscale,
+                             write_video)
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +95,12 @@ def test_export_story_writes_a_sidecar_that_reads_back(tmp_path, clip):
     assert video.is_file() and sidecar.name == "story.story.json"
     assert Story.from_json(sidecar.read_text()) == story
     assert '"resample": "nearest"' in sidecar.read_text()
+
+
+def test_sidecar_carries_the_start_frames_exactly(tmp_path, clip):
+    story = Story([Segment("a red circle moves right", 11, seed=3)])
+    _, sidecar = export_story(clip, story, tmp_path / "s.mp4", init_frames=clip[-5:])
+    again, init = load_sidecar(sidecar)
+    assert again == story and np.array_equal(init, clip[-5:])
+    _, plain = export_story(clip, story, tmp_path / "p.mp4")
+    assert load_sidecar(plain)[1] is None

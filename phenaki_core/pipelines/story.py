@@ -84,7 +84,11 @@ class Story:
     def from_dict(cls, data: dict) -> "Story":
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise StoryError(f"not a story file (expected format {FORMAT!r})")
+        known = {"prompt", "frames", "seed", "transition"}
         try:
+            for i, s in enumerate(data["segments"], 1):
+                if not isinstance(s, dict) or not {"prompt", "frames"} <= set(s) <= known:
+                    raise StoryError(f"segment {i} must have prompt and frames, and only {sorted(known)}")
             segments = [Segment(**s) for s in data["segments"]]
             fields = {k: data[k] for k in ("num_inference_steps", "guidance_scale", "context_frames", "model") if k in data}
             return cls(segments=segments, **fields)
@@ -114,8 +118,13 @@ class RenderedSegment:
     tokens: list = field(default_factory=list)  # the token grid of each clip
 
 
-def _fingerprint(frames: np.ndarray | None) -> str:
-    return "none" if frames is None else hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()[:16]
+def _fingerprint(story: "Story", context: np.ndarray | None) -> str:
+    """What a segment's frames depend on besides its own description: the frames it
+    continues and the sampling settings."""
+    h = hashlib.sha256(repr((story.num_inference_steps, float(story.guidance_scale), story.context_frames)).encode())
+    if context is not None:
+        h.update(np.ascontiguousarray(context).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _clip_seed(segment_seed: int, clip: int) -> int:
@@ -131,7 +140,7 @@ def render_segment(pipe, story: Story, index: int, before: np.ndarray | None, sh
     """
     seg, k = story.segments[index], story.context_frames
     context = before[-k:] if seg.transition == "continue" and before is not None and len(before) else None
-    fingerprint = _fingerprint(context)
+    fingerprint = _fingerprint(story, context)
     tp = pipe.vqvae.config.temporal_patch_size
     produced, frames, tokens, clip = 0, [], [], 0
     n_clips = _clips_needed(seg.frames, context is not None, pipe.clip_frames, k)
@@ -200,7 +209,7 @@ class StoryRenderer:
         except StoryError:  # what it continued is gone
             return True
         context = None if before is None else before[-self.story.context_frames:]
-        return r.context_fingerprint != _fingerprint(context)
+        return r.context_fingerprint != _fingerprint(self.story, context)
 
     def stale(self) -> list[bool]:
         """Per segment: must it be rendered (again)? Staleness flows forward through
