@@ -1,6 +1,7 @@
 """What both trainers share: EMA weights, resumable checkpoints, a time budget, loss curves."""
 import copy
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -82,8 +83,27 @@ class Budget:
 
     def __init__(self, steps: int | None, minutes: float | None, start_step: int = 0):
         self.steps, self.start_step = steps, start_step
-        self.deadline = None if minutes is None else time.monotonic() + 60 * minutes
+        self.seconds = None if minutes is None else 60 * minutes
+        self.deadline = None if minutes is None else time.monotonic() + self.seconds
+
+    def fraction(self, step: int) -> float:
+        """How much of this run's budget is spent, 0 to 1 (by steps or by time)."""
+        parts = []
+        if self.steps is not None:
+            parts.append((step - self.start_step) / max(1, self.steps - self.start_step))
+        if self.deadline is not None:
+            parts.append(1 - (self.deadline - time.monotonic()) / self.seconds)
+        return min(1.0, max(parts, default=0.0))
 
     def done(self, step: int) -> bool:
         return (self.steps is not None and step >= self.steps) or (
             self.deadline is not None and time.monotonic() >= self.deadline)
+
+
+def learning_rate(base: float, step: int, budget: Budget, warmup: int, decay: bool) -> float:
+    """Linear warm-up, then (with `decay`) a cosine down to 10% over this run's budget:
+    the last stretch of a run at low rate sharpens what it learned."""
+    lr = base * min(1.0, (step + 1) / warmup)
+    if decay:
+        lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * budget.fraction(step)))
+    return lr

@@ -17,7 +17,7 @@ from ..eval.tokenizer_eval import tokenizer_report
 from ..models import CViViT, Discriminator
 from . import losses
 from .batches import folder_batches, shapes_world_batches
-from .common import EMA, Budget, Checkpointer
+from .common import EMA, Budget, Checkpointer, learning_rate
 
 
 def add_arguments(p: argparse.ArgumentParser):
@@ -44,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--checkpoint-minutes", type=float, default=3)
     p.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
+    p.add_argument("--lr-decay", action="store_true", help="cosine-decay the learning rate over this run's budget")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -67,8 +68,6 @@ def main(args):
         acc.print(f"resumed at step {step}")
     perceptual = torch.jit.load(args.perceptual).eval().requires_grad_(False) if args.perceptual else None
     model, disc, opt, d_opt = acc.prepare(model, disc, opt, d_opt)
-    warmup = 200
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + step + 1) / warmup))
 
     seed = args.seed * 1000 + step + acc.process_index  # a resumed run sees new data
     if args.videos:
@@ -77,7 +76,7 @@ def main(args):
     else:
         batches = shapes_world_batches(seed, args.batch_videos, args.batch_images, args.size, args.frames)
 
-    budget = Budget(args.steps, args.minutes)
+    budget = Budget(args.steps, args.minutes, start_step=step)
     bar = tqdm(total=args.steps, initial=step, disable=not acc.is_local_main_process, dynamic_ncols=True)
     t0 = time.time()
     while not budget.done(step):
@@ -103,7 +102,9 @@ def main(args):
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
         acc.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step(); sched.step()
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(args.lr, step, budget, 200, args.lr_decay)
+        opt.step()
         record = {"step": step, "loss": loss.item(), "l2": rec.item()}
         if adv_on:
             with acc.autocast():

@@ -20,7 +20,7 @@ from ..schedulers import MaskGitScheduler
 from ..text import TextEncoder
 from . import losses
 from .batches import folder_batches, shapes_world_batches
-from .common import EMA, Budget, Checkpointer
+from .common import EMA, Budget, Checkpointer, learning_rate
 
 
 def add_arguments(p: argparse.ArgumentParser):
@@ -46,6 +46,7 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--checkpoint-minutes", type=float, default=3)
     p.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
+    p.add_argument("--lr-decay", action="store_true", help="cosine-decay the learning rate over this run's budget")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -88,8 +89,6 @@ def main(args):
         ema.model.load_state_dict(state["ema"]); step = state["step"]
         acc.print(f"resumed at step {step}")
     model, opt = acc.prepare(model, opt)
-    warmup = 300
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + step + 1) / warmup))
     mask_id = config["codebook_size"]
     tp = tokenizer.config.temporal_patch_size
     k_latent = tokenizer.latent_frames(args.context_frames)
@@ -102,7 +101,7 @@ def main(args):
         batches = shapes_world_batches(seed, args.batch_videos, args.batch_images, tokenizer.config.image_size,
                                        args.frames, args.story_fraction)
     gen = torch.Generator().manual_seed(seed)
-    budget = Budget(args.steps, args.minutes)
+    budget = Budget(args.steps, args.minutes, start_step=step)
     bar = tqdm(total=args.steps, initial=step, disable=not acc.is_local_main_process, dynamic_ncols=True)
     t0 = time.time()
     while not budget.done(step):
@@ -128,7 +127,9 @@ def main(args):
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
         acc.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step(); sched.step()
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(args.lr, step, budget, 300, args.lr_decay)
+        opt.step()
         ema.update(acc.unwrap_model(model), step)
         with torch.no_grad():
             acc_masked = (logits[masked].argmax(-1) == tokens[masked]).float().mean().item()

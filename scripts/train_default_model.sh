@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Train (or continue training) the shipped default model on Shapes World, then export it
+# to assets/ and evaluate it. Every stage is resumable: run it again and it picks up where
+# it stopped. On a GPU box: `MIXED=bf16 ./scripts/train_default_model.sh` under
+# `accelerate launch` works the same (see the model card).
+#   TOKENIZER_MINUTES / TRANSFORMER_MINUTES   wall-time budgets for this invocation
+#   RUNS                                      run folder (default runs/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-runs}
+MODEL=assets/phenaki-shapes-64
+TOKENIZER_MINUTES=${TOKENIZER_MINUTES:-0}
+TRANSFORMER_MINUTES=${TRANSFORMER_MINUTES:-60}
+
+if [ "$TOKENIZER_MINUTES" != 0 ]; then
+  phenaki train-tokenizer --out "$RUNS/tok64" --resume --minutes "$TOKENIZER_MINUTES" --eval-every 400 --adv-start 2500
+fi
+
+# The transformer trains on the frozen tokenizer. A new machine has no runs/: it then
+# starts from the shipped model's weights (--init), so training spans sessions.
+TOKENIZER="$RUNS/tok64/cvivit"
+INIT=()
+if [ ! -d "$TOKENIZER" ]; then TOKENIZER="$MODEL/vqvae"; fi
+if [ ! -f "$RUNS/mg64/state.pt" ] && [ -d "$MODEL/transformer" ]; then INIT=(--init "$MODEL/transformer"); fi
+phenaki train-transformer --tokenizer "$TOKENIZER" --out "$RUNS/mg64" --resume "${INIT[@]}" \
+  --minutes "$TRANSFORMER_MINUTES" --eval-every 1000 --config '{"width": 256, "depth": 4, "heads": 4}'
+
+rm -rf "$MODEL.new" && cp -r "$RUNS/mg64/pipeline" "$MODEL.new"
+rm -rf "$MODEL" && mv "$MODEL.new" "$MODEL"
+phenaki evaluate --model "$MODEL" --out "$MODEL/eval" --n 64
