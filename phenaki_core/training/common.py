@@ -107,3 +107,24 @@ def learning_rate(base: float, step: int, budget: Budget, warmup: int, decay: bo
     if decay:
         lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * budget.fraction(step)))
     return lr
+
+
+def add_run_arguments(p, batch_videos: int, batch_images: int):
+    """The options both trainers share: the run folder, the budget, the data, the optimizer."""
+    p.add_argument("--out", required=True, help="run folder: checkpoints, logs, the exported model")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--steps", type=int, default=None, help="stop at this step")
+    p.add_argument("--minutes", type=float, default=None, help="stop after this wall time")
+    p.add_argument("--videos", default=None, help="folder of captioned videos (default: Shapes World)")
+    p.add_argument("--images", default=None, help="folder of captioned images")
+    p.add_argument("--fps", type=float, default=8)
+    p.add_argument("--frames", type=int, default=11)
+    p.add_argument("--batch-videos", type=int, default=batch_videos)
+    p.add_argument("--batch-images", type=int, default=batch_images)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-decay", action="store_true", help="cosine-decay the learning rate over this run's budget")
+    p.add_argument("--config", default=None, help="JSON of model config overrides")
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--checkpoint-minutes", type=float, default=3)
+    p.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
+    p.add_argument("--seed", type=int, default=0)

@@ -17,35 +17,19 @@ from ..eval.tokenizer_eval import tokenizer_report
 from ..models import CViViT, Discriminator
 from . import losses
 from .batches import folder_batches, shapes_world_batches
-from .common import EMA, Budget, Checkpointer, learning_rate
+from .common import EMA, Budget, Checkpointer, add_run_arguments, learning_rate
 
 
 def add_arguments(p: argparse.ArgumentParser):
-    p.add_argument("--out", required=True, help="run folder: checkpoints, logs, the exported model")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--minutes", type=float, default=None, help="stop after this wall time")
+    add_run_arguments(p, batch_videos=16, batch_images=8)
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--frames", type=int, default=11)
-    p.add_argument("--videos", default=None, help="folder of captioned videos (default: Shapes World)")
-    p.add_argument("--images", default=None, help="folder of captioned images")
-    p.add_argument("--fps", type=float, default=8)
-    p.add_argument("--batch-videos", type=int, default=16)
-    p.add_argument("--batch-images", type=int, default=8)
     p.add_argument("--still-fraction", type=float, default=0.5, help="images also seen as still clips")
-    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--object-weight", type=float, default=8.0)
     p.add_argument("--adv-start", type=int, default=3000, help="step at which the adversarial loss starts")
     p.add_argument("--adv-weight", type=float, default=0.05)
     p.add_argument("--perceptual", default=None, help="TorchScript feature network for a perceptual loss (optional)")
     p.add_argument("--perceptual-weight", type=float, default=0.1)
-    p.add_argument("--config", default=None, help="JSON of CViViT config overrides")
     p.add_argument("--per-frame", action="store_true", help="train the per-frame baseline (Table 3)")
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--checkpoint-minutes", type=float, default=3)
-    p.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
-    p.add_argument("--lr-decay", action="store_true", help="cosine-decay the learning rate over this run's budget")
-    p.add_argument("--seed", type=int, default=0)
 
 
 def build_model(args) -> CViViT:

@@ -20,34 +20,18 @@ from ..schedulers import MaskGitScheduler
 from ..text import TextEncoder
 from . import losses
 from .batches import folder_batches, shapes_world_batches
-from .common import EMA, Budget, Checkpointer, learning_rate
+from .common import EMA, Budget, Checkpointer, add_run_arguments, learning_rate
 
 
 def add_arguments(p: argparse.ArgumentParser):
+    add_run_arguments(p, batch_videos=32, batch_images=8)  # --batch-images 0: video only (Table 2)
     p.add_argument("--tokenizer", required=True, help="folder of a trained CViViT (save_pretrained)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--resume", action="store_true")
     p.add_argument("--init", default=None, help="start from this transformer folder's weights")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--minutes", type=float, default=None)
-    p.add_argument("--videos", default=None, help="folder of captioned videos (default: Shapes World)")
-    p.add_argument("--images", default=None)
-    p.add_argument("--fps", type=float, default=8)
-    p.add_argument("--frames", type=int, default=11)
-    p.add_argument("--batch-videos", type=int, default=32)
-    p.add_argument("--batch-images", type=int, default=8, help="0 trains on video only (Table 2 ablation)")
-    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--text-dropout", type=float, default=0.1)
     p.add_argument("--story-fraction", type=float, default=0.2)
     p.add_argument("--continuation-fraction", type=float, default=0.25)
     p.add_argument("--context-frames", type=int, default=5)
-    p.add_argument("--config", default=None, help="JSON of MaskGitTransformer config overrides")
     p.add_argument("--text-encoder", default="minilm", help="'minilm' or a local T5 folder")
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--checkpoint-minutes", type=float, default=3)
-    p.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
-    p.add_argument("--lr-decay", action="store_true", help="cosine-decay the learning rate over this run's budget")
-    p.add_argument("--seed", type=int, default=0)
 
 
 class TextCache:
