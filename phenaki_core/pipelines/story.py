@@ -88,7 +88,7 @@ class Story:
         try:
             for i, s in enumerate(data["segments"], 1):
                 if not isinstance(s, dict) or not {"prompt", "frames"} <= set(s) <= known:
-                    raise StoryError(f"segment {i} must have prompt and frames, and only {sorted(known)}")
+                    raise StoryError(f"malformed story file: segment {i} must have prompt and frames, and only {sorted(known)}")
             segments = [Segment(**s) for s in data["segments"]]
             fields = {k: data[k] for k in ("num_inference_steps", "guidance_scale", "context_frames", "model") if k in data}
             return cls(segments=segments, **fields)

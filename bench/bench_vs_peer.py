@@ -1,0 +1,98 @@
+"""Phenaki Studio against lucidrains' phenaki-pytorch 0.5.0, side by side in one run.
+
+    python bench/bench_vs_peer.py --peer-python /path/to/peer-venv/bin/python [--rounds 2]
+
+The peer lives in its own virtual environment (see docs/PERFORMANCE.md for the set-up);
+this script alternates rounds of ours (in process) and the peer's (a subprocess), so
+machine drift hits both alike, and prints the ratios. Configuration on both sides: 64x64,
+11 frames, p=8, tp=2 (384 tokens), codebook 1024, C-ViViT width 128 with 2+2 layers,
+transformer width 256 depth 4, 12 sampling steps, guidance 3, 2 threads, text encoding
+excluded; training steps at 16 videos (tokenizer, L2 only) and 32 videos (transformer).
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_speed import bench_pipeline, timed  # noqa: E402
+
+
+def ours(repeat: int) -> dict:
+    from phenaki_core.training import losses
+
+    torch.set_num_threads(2)
+    pipe = bench_pipeline()
+    gen = lambda: torch.Generator().manual_seed(0)
+    pipe.encode_prompt(["a red circle moves left", "a red circle moves up"])  # cached, like the peer's fixed states
+    out = {"clip_s": timed(lambda: pipe.generate_clip("a red circle moves left", generator=gen()), repeat)}
+    prime = pipe.generate_clip("a red circle moves left", generator=gen())[0][-5:]
+    out["continuation_s"] = timed(lambda: pipe.generate_clip("a red circle moves up", prime, generator=gen()), repeat)
+
+    vq, tr = pipe.vqvae.train(), pipe.transformer.train()
+    videos = torch.rand(16, 3, 11, 64, 64) * 2 - 1
+    opt = torch.optim.AdamW(vq.parameters())
+
+    def tok_step():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = losses.reconstruction_loss(vq(videos)[0], videos)
+        opt.zero_grad(); loss.backward(); opt.step()
+
+    out["tokenizer_step_s"] = timed(tok_step, repeat)
+    videos = torch.rand(32, 3, 11, 64, 64) * 2 - 1
+    states, mask = pipe.encode_prompt(["a red circle moves left"] * 32)
+    mopt = torch.optim.AdamW(tr.parameters())
+    no_images = torch.zeros(32, dtype=torch.bool)
+
+    def mg_step():
+        with torch.no_grad():
+            tokens = vq.eval().tokenize(videos)
+        inputs, masked = losses.prepare_masked_batch(tokens, no_images, tr.mask_token_id)
+        drop = torch.rand(32) < 0.1
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = losses.masked_token_loss(tr(inputs, states, mask, drop), tokens, masked)
+        mopt.zero_grad(); loss.backward(); mopt.step()
+
+    out["transformer_step_s"] = timed(mg_step, repeat)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--peer-python", required=True)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--out", default="docs/bench_vs_peer.md")
+    args = ap.parse_args()
+    peer_script = Path(__file__).with_name("peer_phenaki_pytorch.py")
+    mine, theirs = [], []
+    for r in range(args.rounds):
+        mine.append(ours(args.repeat))
+        run = subprocess.run([args.peer_python, str(peer_script), str(args.repeat)], capture_output=True, text=True)
+        if run.returncode:
+            sys.exit(f"the peer failed:\n{run.stderr[-3000:]}")
+        theirs.append(json.loads(run.stdout.strip().splitlines()[-1]))
+        print(f"round {r + 1}: ours {mine[-1]}\n         peer {theirs[-1]}", flush=True)
+    rows = []
+    for key, label in (("clip_s", "sample one clip (11 frames)"), ("continuation_s", "continuation, 5 primed + 6 new frames"),
+                       ("tokenizer_step_s", "tokenizer train step (16 videos)"),
+                       ("transformer_step_s", "transformer train step (32 videos)")):
+        a = statistics.median(m[key] for m in mine)
+        b = statistics.median(t[key] for t in theirs)
+        rows.append(f"| {label} | {a:.2f} s | {b:.2f} s | {b / a:.1f}x |")
+    cont = statistics.median(m["continuation_s"] for m in mine)
+    lines = ["# Phenaki Studio vs phenaki-pytorch 0.5.0 (bench/bench_vs_peer.py)", "",
+             f"{args.rounds} alternating rounds, median of {args.repeat} timings each, 2 threads.", "",
+             "| measure | ours | peer | speed-up |", "|---|---|---|---|", *rows, "",
+             f"Continuation: {6 / cont:.1f} new frames/s for us (playback is 8 fps)."]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
