@@ -100,7 +100,7 @@ def main(args):
         ema.update(acc.unwrap_model(model), step)
         step += 1
         bar.update(1)
-        bar.set_postfix(l2=f"{rec.item():.4f}", clips_s=f"{step and (len(clips) + len(images)) * bar.n / max(time.time() - t0, 1e-6):.0f}")
+        bar.set_postfix(l2=f"{rec.item():.4f}", items_s=f"{(len(clips) + len(images)) * (step - budget.start_step) / max(time.time() - t0, 1e-6):.0f}")
 
         if step % args.eval_every == 0 and acc.is_main_process:
             report = tokenizer_report(ema.model, n_videos=48, n_images=16)

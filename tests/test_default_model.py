@@ -1,0 +1,44 @@
+"""The shipped default model: loads offline, is small, generates through the CLI and the studio."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from phenaki_core.pipelines import DEFAULT_MODEL, Segment, Story, StoryRenderer, load_pipeline
+
+pytestmark = pytest.mark.default_model
+
+
+@pytest.fixture(scope="module")
+def default_pipe():
+    return load_pipeline()
+
+
+def test_model_folder_is_small_safetensors():
+    files = [f for f in DEFAULT_MODEL.rglob("*") if f.is_file()]
+    weights = [f for f in files if f.suffix == ".safetensors"]
+    assert {f.parent.name for f in weights} == {"vqvae", "transformer"}
+    assert not [f for f in files if f.suffix in (".bin", ".pt", ".pth", ".ckpt")]
+    assert sum(f.stat().st_size for f in files) < 60e6
+
+
+def test_cli_generates_with_the_default_model(tmp_path):
+    out = tmp_path / "clip.npy"
+    run = subprocess.run([sys.executable, "-m", "phenaki_core.cli", "generate", "--prompt", "a red circle moves right",
+                          "--prompt", "a blue circle moves right", "--frames", "11", "--out", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    frames = np.load(out)
+    assert frames.shape == (22, 64, 64, 3) and frames.dtype == np.uint8
+
+
+def test_story_continues_the_default_model_exactly(default_pipe):
+    story = Story([Segment("a red circle moves right", 11, seed=0), Segment("a red circle moves down", 6, seed=1)])
+    r = StoryRenderer(default_pipe, story)
+    r.render()
+    prefix = default_pipe.encode_frames(r.results[0].frames[-5:])[0]
+    assert (r.results[1].tokens[0][:3] == prefix).all()
+    again = StoryRenderer(default_pipe, Story.from_json(story.to_json()))
+    again.render()
+    assert np.array_equal(again.frames(), r.frames())
