@@ -15,11 +15,16 @@ import types
 
 class _Stub(types.ModuleType):
     def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
         return _Stub(f"{self.__name__}.{name}")
 
     def __call__(self, *a, **k):
         return self
 
+
+# transformers probes for torchvision when first imported: let it see the truth (absent) first.
+from transformers import T5Config, T5EncoderModel, T5Tokenizer  # noqa: E402,F401
 
 for name in ("torchvision", "torchvision.transforms", "torchvision.utils", "torchvision.datasets", "torchvision.models"):
     sys.modules[name] = _Stub(name)
