@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--still-fraction", type=float, default=0.5, help="images also seen as still clips")
     p.add_argument("--object-weight", type=float, default=8.0)
     p.add_argument("--adv-start", type=int, default=3000, help="step at which the adversarial loss starts")
-    p.add_argument("--adv-weight", type=float, default=0.05)
+    # 0.05 let the discriminator's gradients swamp L2 here (L2 rose 5x within 100 steps).
+    p.add_argument("--adv-weight", type=float, default=0.01)
     p.add_argument("--perceptual", default=None, help="TorchScript feature network for a perceptual loss (optional)")
     p.add_argument("--perceptual-weight", type=float, default=0.1)
     p.add_argument("--per-frame", action="store_true", help="train the per-frame baseline (Table 3)")
