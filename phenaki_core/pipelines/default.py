@@ -13,6 +13,9 @@ def load_pipeline(model: str | Path | None = None, device: str = "cpu", dtype: t
     folder = Path(model) if model else DEFAULT_MODEL
     if not (folder / "model_index.json").is_file():
         raise FileNotFoundError(f"no Phenaki model at {folder} (a folder with model_index.json)")
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_progress_bar()
     pipe = PhenakiPipeline.from_pretrained(str(folder), torch_dtype=dtype).to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

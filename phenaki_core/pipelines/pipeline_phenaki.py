@@ -30,9 +30,10 @@ class PhenakiPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->transformer->vqvae"
 
     def __init__(self, text_encoder: TextEncoder, vqvae: CViViT, transformer: MaskGitTransformer,
-                 scheduler: MaskGitScheduler):
+                 scheduler: MaskGitScheduler, fps: int = 8):
         super().__init__()
         self.register_modules(text_encoder=text_encoder, vqvae=vqvae, transformer=transformer, scheduler=scheduler)
+        self.register_to_config(fps=fps)  # the frame rate the model was trained at
         self._encode_cached = lru_cache(maxsize=256)(self._encode_one)
 
     # -- facts about the model the callers need -------------------------------------
@@ -46,7 +47,7 @@ class PhenakiPipeline(DiffusionPipeline):
 
     @property
     def fps(self) -> int:
-        return getattr(self.config, "fps", None) or 8
+        return self.config.fps
 
     # -- text -----------------------------------------------------------------------
     def _encode_one(self, prompt: str, device, dtype):

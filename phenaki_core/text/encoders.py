@@ -33,7 +33,10 @@ class TextEncoder(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(self, source: str = "minilm", path: str | None = None, max_length: int = 32):
         super().__init__()
-        from transformers import AutoTokenizer, AutoModel, T5EncoderModel
+        from transformers import AutoModel, AutoTokenizer, T5EncoderModel
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a local load takes no time worth a bar
 
         if source == "minilm":
             folder, model_cls = _minilm_folder(), AutoModel
