@@ -22,6 +22,7 @@ from .common import EMA, Budget, Checkpointer, add_run_arguments, learning_rate
 
 def add_arguments(p: argparse.ArgumentParser):
     add_run_arguments(p, batch_videos=16, batch_images=8)
+    p.add_argument("--init", default=None, help="start from this CViViT folder's weights")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--still-fraction", type=float, default=0.5, help="images also seen as still clips")
     p.add_argument("--object-weight", type=float, default=8.0)
@@ -42,6 +43,8 @@ def main(args):
     acc = Accelerator(mixed_precision=args.mixed_precision)
     torch.manual_seed(args.seed + acc.process_index)
     model, disc = build_model(args), Discriminator()
+    if args.init:  # e.g. the shipped model's vqvae: training that spans sessions and machines
+        model.load_state_dict(CViViT.from_pretrained(args.init).state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     d_opt = torch.optim.AdamW(disc.parameters(), lr=args.lr / 2, betas=(0.5, 0.99))
     ema = EMA(model)
