@@ -13,7 +13,10 @@ TOKENIZER_MINUTES=${TOKENIZER_MINUTES:-0}
 TRANSFORMER_MINUTES=${TRANSFORMER_MINUTES:-60}
 
 if [ "$TOKENIZER_MINUTES" != 0 ]; then
-  phenaki train-tokenizer --out "$RUNS/tok64" --resume --minutes "$TOKENIZER_MINUTES" --eval-every 400 --adv-start 2500
+  TOK_INIT=()
+  if [ ! -f "$RUNS/tok64/state.pt" ] && [ -d "$MODEL/vqvae" ]; then TOK_INIT=(--init "$MODEL/vqvae"); fi
+  phenaki train-tokenizer --out "$RUNS/tok64" --resume "${TOK_INIT[@]}" --minutes "$TOKENIZER_MINUTES" \
+    --lr-decay --eval-every 400 --adv-start 1000000 --batch-images 12
 fi
 
 # The transformer trains on the frozen tokenizer. A new machine has no runs/: it then
@@ -23,7 +26,8 @@ INIT=()
 if [ ! -d "$TOKENIZER" ]; then TOKENIZER="$MODEL/vqvae"; fi
 if [ ! -f "$RUNS/mg64/state.pt" ] && [ -d "$MODEL/transformer" ]; then INIT=(--init "$MODEL/transformer"); fi
 phenaki train-transformer --tokenizer "$TOKENIZER" --out "$RUNS/mg64" --resume "${INIT[@]}" \
-  --minutes "$TRANSFORMER_MINUTES" --eval-every 1000 --config '{"width": 256, "depth": 4, "heads": 4}'
+  --minutes "$TRANSFORMER_MINUTES" --lr-decay --eval-every 1000 --batch-videos 24 --batch-images 6 \
+  --config '{"width": 256, "depth": 4, "heads": 4}'
 
 rm -rf "$MODEL.new" && cp -r "$RUNS/mg64/pipeline" "$MODEL.new"
 rm -rf "$MODEL" && mv "$MODEL.new" "$MODEL"
