@@ -61,6 +61,28 @@ def ours(repeat: int) -> dict:
     return out
 
 
+def plot(mine, theirs, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["clip_s", "continuation_s", "tokenizer_step_s", "transformer_step_s"]
+    labels = ["clip", "continuation", "tokenizer step", "transformer step"]
+    ours_t = [statistics.median(m[k] for m in mine) for k in keys]
+    peer_t = [statistics.median(t[k] for t in theirs) for k in keys]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    x = range(len(keys))
+    ax.bar([i - 0.2 for i in x], peer_t, 0.4, label="phenaki-pytorch 0.5.0")
+    ax.bar([i + 0.2 for i in x], ours_t, 0.4, label="Phenaki Studio")
+    ax.set_xticks(list(x), labels)
+    ax.set_ylabel("seconds (lower is better)")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--peer-python", required=True)
@@ -91,6 +113,7 @@ def main():
              f"Continuation: {6 / cont:.1f} new frames/s for us (playback is 8 fps)."]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
+    plot(mine, theirs, Path(args.out).with_suffix(".png"))
     print("\n".join(lines))
 
 
