@@ -1,6 +1,6 @@
 """A 2-minute story on the shipped model: 960 frames at 8 fps, prompts switching motion,
 colour and shape. Records wall time, peak memory, whether each segment follows its prompt
-(Shapes World checker) and continuity at every switch; writes the story as GIF + sidecar.
+(Shapes World checker) and continuity at every switch; writes the story as MP4 + sidecar.
 
     python bench/bench_long_story.py [--model DIR] [--out docs/long_story]
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from phenaki_core.eval.checker import check_clip, check_continuity  # noqa: E402
-from phenaki_core.io import export_story, write_video  # noqa: E402
+from phenaki_core.io import export_story  # noqa: E402
 from phenaki_core.pipelines import Segment, Story, StoryRenderer, load_pipeline  # noqa: E402
 
 PROMPTS = [
@@ -53,7 +53,6 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     export_story(video, story, out / "story.mp4", fps=pipe.fps, size=256)
-    write_video(video[: 8 * 24], out / "story_first24s.gif", fps=pipe.fps, size=192)
     (out / "results.md").write_text(
         f"# 2-minute story (bench/bench_long_story.py)\n\n{len(video)} frames in {wall:.0f} s "
         f"({len(video) / wall:.1f} frames/s), peak RSS {peak_mb:.0f} MB.\n\n"
