@@ -7,10 +7,9 @@ T5 is replaced by fixed 384-d text states (the same width as our MiniLM), so bot
 are timed without text encoding.
 """
 import json
-import statistics
 import sys
-import time
 import types
+from pathlib import Path
 
 
 class _Stub(types.ModuleType):
@@ -34,16 +33,8 @@ import phenaki_pytorch.phenaki_pytorch as pp  # noqa: E402
 
 pp.get_encoded_dim = lambda name: 384
 
-
-def timed(fn, repeat, warmup=1):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_speed import timed  # noqa: E402  (one timer for both sides)
 
 
 def main():
