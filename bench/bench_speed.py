@@ -140,7 +140,7 @@ def main():
     def tr_step(bf16):
         inputs, masked = losses.prepare_masked_batch(tokens, is_image, 1024)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = losses.masked_token_loss(tr(inputs, states, mask), tokens, masked)
+            loss = losses.masked_token_loss(tr(inputs, states, mask, logits_at=masked), tokens, masked)
         topt.zero_grad(); loss.backward(); topt.step()
 
     for bf16 in (False, True):

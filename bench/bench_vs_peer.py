@@ -54,7 +54,7 @@ def ours(repeat: int) -> dict:
         inputs, masked = losses.prepare_masked_batch(tokens, no_images, tr.mask_token_id)
         drop = torch.rand(32) < 0.1
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = losses.masked_token_loss(tr(inputs, states, mask, drop), tokens, masked)
+            loss = losses.masked_token_loss(tr(inputs, states, mask, drop, logits_at=masked), tokens, masked)
         mopt.zero_grad(); loss.backward(); mopt.step()
 
     out["transformer_step_s"] = timed(mg_step, repeat)

@@ -29,6 +29,24 @@ def test_scheduler_leaves_known_tokens_alone_when_nothing_is_masked():
     assert torch.equal(sched.step(torch.randn(2, 3, 4, 4, 16), 0, tokens.clone()), tokens)
 
 
+def test_logits_at_the_masked_positions_only_sample_the_same_tokens():
+    from phenaki_core import MaskGitTransformer
+
+    torch.manual_seed(0)
+    tr = MaskGitTransformer(codebook_size=16, latent_frames=3, grid=4, width=32, depth=1, heads=2, text_dim=8).eval()
+    tokens = torch.randint(0, 16, (2, 3, 4, 4)).masked_fill(torch.rand(2, 3, 4, 4) < 0.6, 16)
+    text, mask = torch.randn(2, 3, 8), torch.ones(2, 3, dtype=torch.bool)
+    unknown = tokens == 16
+    with torch.no_grad():
+        full, masked_only = tr(tokens, text, mask), tr(tokens, text, mask, logits_at=unknown)
+    assert torch.allclose(full[unknown], masked_only, atol=1e-5)
+    sched = MaskGitScheduler(mask_token_id=16)
+    sched.set_timesteps(4)
+    a = sched.step(full, 0, tokens.clone(), torch.Generator().manual_seed(3))
+    b = sched.step(full[unknown], 0, tokens.clone(), torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and (a[~unknown] == tokens[~unknown]).all()
+
+
 @pytest.mark.parametrize("steps", [0, -1, 2.5])
 def test_bad_step_counts_are_refused(steps):
     with pytest.raises(ValueError, match="positive integer"):

@@ -42,7 +42,7 @@ def test_transformer_overfits_masked_prediction_of_one_clip():
     no_images = torch.zeros(8, dtype=torch.bool)
     for _ in range(300):
         inputs, masked = losses.prepare_masked_batch(tokens, no_images, tr.mask_token_id)
-        loss = losses.masked_token_loss(tr(inputs, text, mask), tokens, masked)
+        loss = losses.masked_token_loss(tr(inputs, text, mask, logits_at=masked), tokens, masked)
         opt.zero_grad(); loss.backward(); opt.step()
     inputs = tokens.clone()
     inputs[:, 3:] = tr.mask_token_id  # predict the second half from the first
@@ -62,6 +62,25 @@ def test_prefix_is_never_masked():
     tokens = torch.randint(0, 10, (16, 6, 4, 4))
     _, masked = losses.prepare_masked_batch(tokens, torch.zeros(16, dtype=torch.bool), 10, torch.full((16,), 3))
     assert not masked[:, :3].any() and masked[:, 3:].flatten(1).any(1).all()
+
+
+def test_object_weight_counts_the_tokens_that_differ_from_the_background():
+    targets = torch.zeros(1, 1, 4, 4, dtype=torch.long)  # background token 0 ...
+    targets[0, 0, 1, 1] = 5  # ... and one object token
+    logits = torch.zeros(1, 1, 4, 4, 8)
+    logits[..., 0] = 30.0  # every position predicts the background: only the object token is wrong
+    mask = torch.ones_like(targets, dtype=torch.bool)
+    plain = losses.masked_token_loss(logits[mask], targets, mask)
+    weighted = losses.masked_token_loss(logits[mask], targets, mask, object_weight=4.0)
+    ce_object = torch.nn.functional.cross_entropy(logits[0, 0, 1, 1][None], targets[0, 0, 1, 1][None])
+    assert torch.isclose(weighted, ce_object * 4 / (15 + 4), atol=1e-4)
+    assert weighted > 3 * plain
+
+
+def test_l1_reconstruction_loss_is_the_mean_absolute_error():
+    recon, target = torch.zeros(1, 3, 1, 8, 8), torch.full((1, 3, 1, 8, 8), 0.5)
+    assert torch.isclose(losses.reconstruction_loss(recon, target, power=1), torch.tensor(0.5))
+    assert torch.isclose(losses.reconstruction_loss(recon, target, power=2), torch.tensor(0.25))
 
 
 def run(*args):

@@ -56,8 +56,11 @@ class MaskGitTransformer(ModelMixin, ConfigMixin):
         pooled = (context * weights).sum(1) / weights.sum(1).clamp(min=1)
         return context, mask, pooled
 
-    def forward(self, tokens, text_states, text_mask, drop_text=None):
-        """tokens (B, T', g, g) with mask ids -> logits (B, T', g, g, codebook_size)."""
+    def forward(self, tokens, text_states, text_mask, drop_text=None, logits_at=None):
+        """tokens (B, T', g, g) with mask ids -> logits (B, T', g, g, codebook_size), or,
+        with `logits_at` (B, T', g, g) bool, logits (N, codebook_size) at its N True
+        positions in row-major order: with a large codebook the output layer costs as much
+        as the rest, and only masked positions need it (in training and in sampling)."""
         b, t, h, w = tokens.shape
         if t > self.config.latent_frames:
             raise ValueError(f"at most {self.config.latent_frames} latent frames, got {t}")
@@ -65,4 +68,6 @@ class MaskGitTransformer(ModelMixin, ConfigMixin):
         x = self.token_emb(tokens) + self.pos_t[:t] + self.pos_h[:, :h] + self.pos_w[:, :, :w]
         x = x.reshape(b, t * h * w, -1) + self.pooled_proj(pooled)[:, None]
         x = self.transformer(x, context, mask)
+        if logits_at is not None:
+            return self.to_logits(x[logits_at.reshape(b, -1)])
         return self.to_logits(x).reshape(b, t, h, w, -1)

@@ -83,11 +83,13 @@ class PhenakiPipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(num_inference_steps, device=states.device)
         self._interrupt = False
         for i in self.progress_bar(range(num_inference_steps)):
+            unknown = tokens == mask_id  # logits where still masked: the rest are settled
             if guided:
-                cond, null = self.transformer(torch.cat([tokens, tokens]), states, mask, drop).float().chunk(2)
+                both = torch.cat([tokens, tokens])
+                cond, null = self.transformer(both, states, mask, drop, logits_at=both == mask_id).float().chunk(2)
                 logits = null + guidance_scale * (cond - null)
             else:
-                logits = self.transformer(tokens, states, mask).float()
+                logits = self.transformer(tokens, states, mask, logits_at=unknown).float()
             tokens = self.scheduler.step(logits, i, tokens, generator)
             if callback_on_step_end is not None:
                 callback_on_step_end(self, i, self.scheduler.timesteps[i], {"tokens": tokens})

@@ -36,12 +36,17 @@ class MaskGitScheduler(SchedulerMixin, ConfigMixin):
              generator: torch.Generator | None = None) -> torch.LongTensor:
         """One decoding step: fill every masked position, then re-mask the least confident.
 
-        logits (B, ..., K) over the codebook; sample (B, ...) holding mask ids where unknown.
+        sample (B, ...) holds mask ids where unknown; logits over the codebook are either
+        (B, ..., K) for every position or (U, K) for the U masked positions of `sample` in
+        row-major order (what the transformer's `logits_at` returns). Only masked positions
+        are drawn, so a frozen prefix and the tokens already revealed cost nothing.
         """
         b = sample.shape[0]
         tokens = sample.reshape(b, -1)
-        logits = logits.reshape(b, tokens.shape[1], -1).float()
         unknown = tokens == self.config.mask_token_id
+        if logits.dim() == sample.dim() + 1:
+            logits = logits.reshape(b, tokens.shape[1], -1)[unknown]
+        logits = logits.float()
         if step == 0 or self._to_generate is None:
             self._to_generate = unknown.sum(1)
 
@@ -51,7 +56,7 @@ class MaskGitScheduler(SchedulerMixin, ConfigMixin):
             drawn = (log_probs + gumbel).argmax(-1)
         else:
             drawn = log_probs.argmax(-1)
-        filled = torch.where(unknown, drawn, tokens)
+        filled = tokens.masked_scatter(unknown, drawn)
 
         n_keep_masked = (self._to_generate.float() * self.mask_ratio(step)).floor().long()
         # Always reveal at least one new token per step, and everything at the last step.
@@ -59,11 +64,13 @@ class MaskGitScheduler(SchedulerMixin, ConfigMixin):
         if step >= self.num_inference_steps - 1:
             n_keep_masked.zero_()
 
-        confidence = log_probs.gather(-1, drawn[..., None]).squeeze(-1)
+        drawn_confidence = log_probs.gather(-1, drawn[:, None]).squeeze(-1)
         anneal = self.config.choice_temperature * (1.0 - (step + 1) / self.num_inference_steps)
         if anneal > 0:
-            confidence = confidence + anneal * -torch.log(-torch.log(_uniform(confidence.shape, generator, confidence.device)))
-        confidence = confidence.masked_fill(~unknown, float("inf"))
+            drawn_confidence = drawn_confidence + anneal * -torch.log(
+                -torch.log(_uniform(drawn_confidence.shape, generator, drawn_confidence.device)))
+        confidence = torch.full(tokens.shape, float("inf"), device=tokens.device)
+        confidence = confidence.masked_scatter(unknown, drawn_confidence)
         ranks = confidence.argsort(1).argsort(1)
         remask = ranks < n_keep_masked[:, None]
         return filled.masked_fill(remask, self.config.mask_token_id).view_as(sample)

@@ -23,6 +23,20 @@ class EMA:
             e.lerp_(p.detach().to(e.dtype), 1 - decay)
 
 
+def warm_start(model: torch.nn.Module, source: torch.nn.Module) -> list[str]:
+    """Copy `source`'s weights into `model` wherever names and shapes agree; return the
+    names left at their fresh init. A changed quantizer or vocabulary then retrains only
+    the layers it touches, not the whole model."""
+    theirs, fresh = source.state_dict(), []
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name in theirs and theirs[name].shape == tensor.shape:
+                tensor.copy_(theirs[name])
+            else:
+                fresh.append(name)
+    return fresh
+
+
 class Checkpointer:
     """One `state.pt` per run folder, written atomically, plus a JSONL log of metrics."""
 
@@ -128,3 +142,5 @@ def add_run_arguments(p, batch_videos: int, batch_images: int):
     p.add_argument("--checkpoint-minutes", type=float, default=3)
     p.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training forward pass (the first steps wait for the compiler)")

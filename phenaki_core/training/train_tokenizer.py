@@ -17,12 +17,13 @@ from ..eval.tokenizer_eval import tokenizer_report
 from ..models import CViViT, Discriminator
 from . import losses
 from .batches import folder_batches, shapes_world_batches
-from .common import EMA, Budget, Checkpointer, add_run_arguments, learning_rate
+from .common import EMA, Budget, Checkpointer, add_run_arguments, learning_rate, warm_start
 
 
 def add_arguments(p: argparse.ArgumentParser):
     add_run_arguments(p, batch_videos=16, batch_images=8)
-    p.add_argument("--init", default=None, help="start from this CViViT folder's weights")
+    p.add_argument("--init", default=None,
+                   help="start from this CViViT folder's weights, wherever this config has the same shapes")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--still-fraction", type=float, default=0.5, help="images also seen as still clips")
     p.add_argument("--object-weight", type=float, default=8.0)
@@ -31,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--adv-weight", type=float, default=0.01)
     p.add_argument("--perceptual", default=None, help="TorchScript feature network for a perceptual loss (optional)")
     p.add_argument("--perceptual-weight", type=float, default=0.1)
+    p.add_argument("--l1", action="store_true", help="L1 instead of L2 reconstruction loss")
+    p.add_argument("--decoder-only", action="store_true",
+                   help="train the decoder alone: the tokens, and so a transformer trained on them, stay valid")
     p.add_argument("--per-frame", action="store_true", help="train the per-frame baseline (Table 3)")
 
 
@@ -44,8 +48,15 @@ def main(args):
     torch.manual_seed(args.seed + acc.process_index)
     model, disc = build_model(args), Discriminator()
     if args.init:  # e.g. the shipped model's vqvae: training that spans sessions and machines
-        model.load_state_dict(CViViT.from_pretrained(args.init).state_dict())
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+        fresh = warm_start(model, CViViT.from_pretrained(args.init))
+        if fresh:
+            acc.print(f"--init: these start fresh (new or reshaped in this config): {', '.join(fresh)}")
+    if args.decoder_only:
+        for module in (model.embed_image, model.embed_tubelet, model.enc_spatial, model.enc_temporal, model.to_code):
+            if module is not None:
+                module.requires_grad_(False)
+        model.enc_spatial_pos.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     d_opt = torch.optim.AdamW(disc.parameters(), lr=args.lr / 2, betas=(0.5, 0.99))
     ema = EMA(model)
     ckpt, step = Checkpointer(args.out, 60 * args.checkpoint_minutes), 0
@@ -56,6 +67,7 @@ def main(args):
         acc.print(f"resumed at step {step}")
     perceptual = torch.jit.load(args.perceptual).eval().requires_grad_(False) if args.perceptual else None
     model, disc, opt, d_opt = acc.prepare(model, disc, opt, d_opt)
+    forward = torch.compile(model) if args.compile else model
 
     seed = args.seed * 1000 + step + acc.process_index  # a resumed run sees new data
     if args.videos:
@@ -74,11 +86,13 @@ def main(args):
         stills = images[:n_still].expand(-1, -1, args.frames, -1, -1)
         clips = torch.cat([videos, stills]) if n_still else videos
         with acc.autocast():
-            recon_v, tokens = model(clips)
-            recon_i, _ = model(images) if len(images) else (None, None)
-            rec = losses.reconstruction_loss(recon_v, clips, args.object_weight)
+            recon_v, tokens = forward(clips)
+            recon_i, _ = forward(images) if len(images) else (None, None)
+            power = 1 if args.l1 else 2
+            rec = losses.reconstruction_loss(recon_v, clips, args.object_weight, power)
             if recon_i is not None:
-                rec = (rec * len(clips) + losses.reconstruction_loss(recon_i, images, args.object_weight) * len(images)) / (len(clips) + len(images))
+                rec_i = losses.reconstruction_loss(recon_i, images, args.object_weight, power)
+                rec = (rec * len(clips) + rec_i * len(images)) / (len(clips) + len(images))
             loss = rec
             adv_on = step >= args.adv_start
             if adv_on:  # the discriminator judges two random frames a clip: most of the signal, a fraction of the cost

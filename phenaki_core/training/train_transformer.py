@@ -20,17 +20,20 @@ from ..schedulers import MaskGitScheduler
 from ..text import TextEncoder
 from . import losses
 from .batches import folder_batches, shapes_world_batches
-from .common import EMA, Budget, Checkpointer, add_run_arguments, learning_rate
+from .common import EMA, Budget, Checkpointer, add_run_arguments, learning_rate, warm_start
 
 
 def add_arguments(p: argparse.ArgumentParser):
     add_run_arguments(p, batch_videos=32, batch_images=8)  # --batch-images 0: video only (Table 2)
     p.add_argument("--tokenizer", required=True, help="folder of a trained CViViT (save_pretrained)")
-    p.add_argument("--init", default=None, help="start from this transformer folder's weights")
+    p.add_argument("--init", default=None,
+                   help="start from this transformer folder's weights, wherever this config has the same shapes")
     p.add_argument("--text-dropout", type=float, default=0.1)
     p.add_argument("--story-fraction", type=float, default=0.2)
     p.add_argument("--continuation-fraction", type=float, default=0.25)
     p.add_argument("--context-frames", type=int, default=5)
+    p.add_argument("--object-weight", type=float, default=4.0,
+                   help="loss weight of tokens that differ from their frame's background token")
     p.add_argument("--text-encoder", default="minilm", help="'minilm' or a local T5 folder")
 
 
@@ -64,7 +67,11 @@ def main(args):
     latent_frames = tokenizer.latent_frames(args.frames)
     config = {"codebook_size": tokenizer.codebook_size, "latent_frames": latent_frames, "grid": tokenizer.grid,
               "text_dim": text_encoder.hidden_size, **(json.loads(args.config) if args.config else {})}
-    model = MaskGitTransformer.from_pretrained(args.init) if args.init else MaskGitTransformer(**config)
+    model = MaskGitTransformer(**config)
+    if args.init:
+        fresh = warm_start(model, MaskGitTransformer.from_pretrained(args.init))
+        if fresh:
+            acc.print(f"--init: these start fresh (new or reshaped in this config): {', '.join(fresh)}")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     ema = EMA(model, decay=0.998)
     ckpt, step = Checkpointer(args.out, 60 * args.checkpoint_minutes), 0
@@ -73,6 +80,7 @@ def main(args):
         ema.model.load_state_dict(state["ema"]); step = state["step"]
         acc.print(f"resumed at step {step}")
     model, opt = acc.prepare(model, opt)
+    forward = torch.compile(model) if args.compile else model
     mask_id = config["codebook_size"]
     tp = tokenizer.config.temporal_patch_size
     k_latent = tokenizer.latent_frames(args.context_frames)
@@ -106,8 +114,8 @@ def main(args):
         states, mask = text(b.video_captions + b.image_captions, acc.device)
         drop = torch.rand(n_v + n_i, generator=gen).to(acc.device) < args.text_dropout
         with acc.autocast():
-            logits = model(inputs, states, mask, drop)
-            loss = losses.masked_token_loss(logits, tokens, masked)
+            logits = forward(inputs, states, mask, drop, logits_at=masked)
+            loss = losses.masked_token_loss(logits, tokens, masked, args.object_weight)
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
         acc.clip_grad_norm_(model.parameters(), 1.0)
@@ -116,11 +124,14 @@ def main(args):
         opt.step()
         ema.update(acc.unwrap_model(model), step)
         with torch.no_grad():
-            acc_masked = (logits[masked].argmax(-1) == tokens[masked]).float().mean().item()
-        record = {"step": step, "loss": loss.item(), "token_acc": acc_masked}
+            right = logits.argmax(-1) == tokens[masked]
+            acc_masked = right.float().mean().item()
+            on_object = losses.object_tokens(tokens)[masked]
+            acc_object = right[on_object].float().mean().item() if on_object.any() else float("nan")
+        record = {"step": step, "loss": loss.item(), "token_acc": acc_masked, "object_acc": acc_object}
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc_masked:.2f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc_masked:.2f}", object_acc=f"{acc_object:.2f}")
         if step % args.eval_every == 0 and acc.is_main_process:
             from ..eval.evaluate import quick_adherence
 
@@ -146,4 +157,4 @@ def save(acc, ckpt, model, opt, ema, step, text_encoder, tokenizer):
     ckpt.save({"model": acc.unwrap_model(model).state_dict(), "opt": opt.state_dict(),
                "ema": ema.model.state_dict(), "step": step})
     assemble(text_encoder, tokenizer, ema.model).save_pretrained(ckpt.dir / "pipeline")
-    ckpt.plot(["loss", "token_acc", "seen"])
+    ckpt.plot(["loss", "token_acc", "object_acc", "seen"])
