@@ -77,6 +77,16 @@ def test_object_weight_counts_the_tokens_that_differ_from_the_background():
     assert weighted > 3 * plain
 
 
+def test_object_weighting_does_not_favour_bleeding_colour_outward():
+    target = -torch.ones(1, 3, 3, 16, 16)
+    target[..., 6:10, 6:10] = 1  # a small object on a flat background
+    bleed, miss = target.clone(), target.clone()
+    bleed[..., 5, 6:10] = 1  # one row of colour outside the edge
+    miss[..., 6, 6:10] = -1  # one row missing inside it
+    a, b = (losses.reconstruction_loss(x, target, object_weight=8.0) for x in (bleed, miss))
+    assert torch.isclose(a, b) and a > losses.reconstruction_loss(bleed, target)
+
+
 def test_l1_reconstruction_loss_is_the_mean_absolute_error():
     recon, target = torch.zeros(1, 3, 1, 8, 8), torch.full((1, 3, 1, 8, 8), 0.5)
     assert torch.isclose(losses.reconstruction_loss(recon, target, power=1), torch.tensor(0.5))
