@@ -12,14 +12,14 @@ MODEL=assets/phenaki-shapes-64
 TOKENIZER_MINUTES=${TOKENIZER_MINUTES:-0}
 TRANSFORMER_MINUTES=${TRANSFORMER_MINUTES:-60}
 
-# The shipped model's C-ViViT: FSQ (8,8,8,6,5) = 15,360 codes and one refine block.
-# (8,8,4,4) = 1,024 codes could not hold a square's edges: its reconstructions failed the
-# checker on 1 square in 3 however long it trained.
-TOKENIZER_CONFIG='{"fsq_levels": [8, 8, 8, 6, 5], "refine_blocks": 1}'
+# The tokenizer stage trains the decoder alone (--decoder-only): the encoder, and so the
+# tokens the transformer was trained on, stay fixed, and a better decoder improves every
+# sample of the existing transformer at once. Drop --decoder-only (and retrain the
+# transformer) to change the encoder.
 if [ "$TOKENIZER_MINUTES" != 0 ]; then
   TOK_INIT=()
   if [ ! -f "$RUNS/tok/state.pt" ] && [ -d "$MODEL/vqvae" ]; then TOK_INIT=(--init "$MODEL/vqvae"); fi
-  phenaki train-tokenizer --out "$RUNS/tok" --resume "${TOK_INIT[@]}" --config "$TOKENIZER_CONFIG" \
+  phenaki train-tokenizer --out "$RUNS/tok" --resume "${TOK_INIT[@]}" --decoder-only \
     --minutes "$TOKENIZER_MINUTES" --lr 5e-4 --lr-decay --eval-every 400 --adv-start 1000000 --batch-images 12
 fi
 
@@ -33,6 +33,6 @@ phenaki train-transformer --tokenizer "$TOKENIZER" --out "$RUNS/mg" --resume "${
   --minutes "$TRANSFORMER_MINUTES" --lr 7e-4 --lr-decay --eval-every 1000 --batch-videos 24 --batch-images 6 \
   --config '{"width": 256, "depth": 4, "heads": 4}'
 
-rm -rf "$MODEL.new" && cp -r "$RUNS/mg/pipeline" "$MODEL.new"
+rm -rf "$MODEL.new" && cp -r "$RUNS/mg/pipeline" "$MODEL.new" && cp "$MODEL/README.md" "$MODEL.new/"  # keep the model card
 rm -rf "$MODEL" && mv "$MODEL.new" "$MODEL"
 phenaki evaluate --model "$MODEL" --out "$MODEL/eval" --n 64
