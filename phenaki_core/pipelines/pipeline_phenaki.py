@@ -85,8 +85,8 @@ class PhenakiPipeline(DiffusionPipeline):
         for i in self.progress_bar(range(num_inference_steps)):
             unknown = tokens == mask_id  # logits where still masked: the rest are settled
             if guided:
-                both = torch.cat([tokens, tokens])
-                cond, null = self.transformer(both, states, mask, drop, logits_at=both == mask_id).float().chunk(2)
+                both, at = torch.cat([tokens, tokens]), torch.cat([unknown, unknown])
+                cond, null = self.transformer(both, states, mask, drop, logits_at=at).float().chunk(2)
                 logits = null + guidance_scale * (cond - null)
             else:
                 logits = self.transformer(tokens, states, mask, logits_at=unknown).float()

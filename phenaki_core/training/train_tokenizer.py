@@ -67,7 +67,6 @@ def main(args):
         acc.print(f"resumed at step {step}")
     perceptual = torch.jit.load(args.perceptual).eval().requires_grad_(False) if args.perceptual else None
     model, disc, opt, d_opt = acc.prepare(model, disc, opt, d_opt)
-    forward = torch.compile(model) if args.compile else model
 
     seed = args.seed * 1000 + step + acc.process_index  # a resumed run sees new data
     if args.videos:
@@ -86,8 +85,8 @@ def main(args):
         stills = images[:n_still].expand(-1, -1, args.frames, -1, -1)
         clips = torch.cat([videos, stills]) if n_still else videos
         with acc.autocast():
-            recon_v, tokens = forward(clips)
-            recon_i, _ = forward(images) if len(images) else (None, None)
+            recon_v, tokens = model(clips)
+            recon_i, _ = model(images) if len(images) else (None, None)
             power = 1 if args.l1 else 2
             rec = losses.reconstruction_loss(recon_v, clips, args.object_weight, power)
             if recon_i is not None:
@@ -118,7 +117,7 @@ def main(args):
         ema.update(acc.unwrap_model(model), step)
         step += 1
         bar.update(1)
-        bar.set_postfix(l2=f"{rec.item():.4f}", items_s=f"{(len(clips) + len(images)) * (step - budget.start_step) / max(time.time() - t0, 1e-6):.0f}")
+        bar.set_postfix(rec=f"{rec.item():.4f}", items_s=f"{(len(clips) + len(images)) * (step - budget.start_step) / max(time.time() - t0, 1e-6):.0f}")
 
         if step % args.eval_every == 0 and acc.is_main_process:
             report = tokenizer_report(ema.model, n_videos=48, n_images=16)

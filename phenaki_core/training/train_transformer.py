@@ -80,7 +80,6 @@ def main(args):
         ema.model.load_state_dict(state["ema"]); step = state["step"]
         acc.print(f"resumed at step {step}")
     model, opt = acc.prepare(model, opt)
-    forward = torch.compile(model) if args.compile else model
     mask_id = config["codebook_size"]
     tp = tokenizer.config.temporal_patch_size
     k_latent = tokenizer.latent_frames(args.context_frames)
@@ -114,7 +113,7 @@ def main(args):
         states, mask = text(b.video_captions + b.image_captions, acc.device)
         drop = torch.rand(n_v + n_i, generator=gen).to(acc.device) < args.text_dropout
         with acc.autocast():
-            logits = forward(inputs, states, mask, drop, logits_at=masked)
+            logits = model(inputs, states, mask, drop, logits_at=masked)
             loss = losses.masked_token_loss(logits, tokens, masked, args.object_weight)
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
