@@ -87,10 +87,15 @@ def test_object_weighting_does_not_favour_bleeding_colour_outward():
     assert torch.isclose(a, b) and a > losses.reconstruction_loss(bleed, target)
 
 
-def test_l1_reconstruction_loss_is_the_mean_absolute_error():
-    recon, target = torch.zeros(1, 3, 1, 8, 8), torch.full((1, 3, 1, 8, 8), 0.5)
-    assert torch.isclose(losses.reconstruction_loss(recon, target, power=1), torch.tensor(0.5))
-    assert torch.isclose(losses.reconstruction_loss(recon, target, power=2), torch.tensor(0.25))
+def test_warm_start_copies_what_fits_and_names_what_starts_fresh():
+    from phenaki_core.training.common import warm_start
+
+    source = CViViT(image_size=32, **TINY_TOKENIZER)
+    target = CViViT(image_size=32, **{**TINY_TOKENIZER, "fsq_levels": (8, 5, 5, 5, 5)})
+    fresh = warm_start(target, source)
+    assert set(fresh) == {"to_code.weight", "to_code.bias", "from_code.weight"}
+    assert torch.equal(target.enc_spatial_pos, source.enc_spatial_pos)
+    assert not torch.equal(target.to_code.weight[:4], source.to_code.weight)
 
 
 def run(*args):
@@ -126,3 +131,16 @@ def test_trainers_run_resume_and_generate(tmp_path):
 
     bad = run("generate", "--model", str(model), "--prompt", "", "--out", str(tmp_path / "x.npy"))
     assert bad.returncode != 0 and "prompt is empty" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_decoder_only_training_leaves_the_encoder_and_so_the_tokens_unchanged(tmp_path):
+    torch.manual_seed(0)
+    CViViT(image_size=32, **TINY_TOKENIZER).save_pretrained(tmp_path / "start")
+    out = run("train-tokenizer", "--out", str(tmp_path / "run"), "--init", str(tmp_path / "start"), "--decoder-only",
+              "--steps", "3", "--size", "32", "--batch-videos", "2", "--batch-images", "2", "--eval-every", "1000",
+              "--lr", "1e-2", "--config", json.dumps(TINY_TOKENIZER))
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after = CViViT.from_pretrained(tmp_path / "start"), CViViT.from_pretrained(tmp_path / "run" / "cvivit")
+    clip = one_clip()
+    assert torch.equal(before.tokenize(clip), after.tokenize(clip))
+    assert not torch.equal(before.head[0].weight, after.head[0].weight)  # the decoder did train

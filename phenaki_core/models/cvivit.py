@@ -34,7 +34,6 @@ class CViViT(ModelMixin, ConfigMixin):
         temporal_depth: int = 2,
         fsq_levels: tuple[int, ...] = (8, 8, 4, 4),
         head_channels: int = 16,
-        refine_blocks: int = 0,
     ):
         super().__init__()
         p, tp, c = patch_size, temporal_patch_size, in_channels
@@ -62,10 +61,6 @@ class CViViT(ModelMixin, ConfigMixin):
         hc = head_channels or c
         self.unembed_image = nn.Linear(width, hc * p * p)
         self.unembed_tubelet = nn.Linear(width, hc * tp * p * p)
-        # Optional residual convolutions across patch borders, zero-initialised so blocks
-        # added to a trained decoder start as identity. Off in the shipped model: on Shapes
-        # World they cost twice the step time and gained nothing over the ring-weighted loss.
-        self.refine = nn.ModuleList(RefineBlock(hc) for _ in range(refine_blocks if head_channels else 0))
         self.head = (
             nn.Sequential(nn.Conv2d(hc, 2 * hc, 3, padding=1), nn.GELU(), nn.Conv2d(2 * hc, c, 3, padding=1))
             if head_channels
@@ -142,8 +137,6 @@ class CViViT(ModelMixin, ConfigMixin):
             rest = rest.permute(0, 1, 5, 4, 2, 6, 3, 7).reshape(b, (t - 1) * tp, -1, g, p, g, p)
             frames = torch.cat([frames, rest], dim=1)  # b, T, hc, g, p, g, p
         frames = frames.reshape(b * frames.shape[1], -1, g * p, g * p)
-        for block in self.refine:
-            frames = block(frames)
         video = self.head(frames)
         return video.reshape(b, -1, *video.shape[1:]).transpose(1, 2)  # b, c, T, H, W
 
@@ -156,14 +149,3 @@ class CViViT(ModelMixin, ConfigMixin):
         codes, tokens = self.encode(video)
         return self.decode(codes), tokens
 
-
-class RefineBlock(nn.Module):
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, 2 * channels, 3, padding=1)
-        self.conv2 = nn.Conv2d(2 * channels, channels, 3, padding=1)
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.gelu(self.conv1(x)))

@@ -32,7 +32,6 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--adv-weight", type=float, default=0.01)
     p.add_argument("--perceptual", default=None, help="TorchScript feature network for a perceptual loss (optional)")
     p.add_argument("--perceptual-weight", type=float, default=0.1)
-    p.add_argument("--l1", action="store_true", help="L1 instead of L2 reconstruction loss")
     p.add_argument("--decoder-only", action="store_true",
                    help="train the decoder alone: the tokens, and so a transformer trained on them, stay valid")
     p.add_argument("--per-frame", action="store_true", help="train the per-frame baseline (Table 3)")
@@ -87,10 +86,9 @@ def main(args):
         with acc.autocast():
             recon_v, tokens = model(clips)
             recon_i, _ = model(images) if len(images) else (None, None)
-            power = 1 if args.l1 else 2
-            rec = losses.reconstruction_loss(recon_v, clips, args.object_weight, power)
+            rec = losses.reconstruction_loss(recon_v, clips, args.object_weight)
             if recon_i is not None:
-                rec_i = losses.reconstruction_loss(recon_i, images, args.object_weight, power)
+                rec_i = losses.reconstruction_loss(recon_i, images, args.object_weight)
                 rec = (rec * len(clips) + rec_i * len(images)) / (len(clips) + len(images))
             loss = rec
             adv_on = step >= args.adv_start
