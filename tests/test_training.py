@@ -9,6 +9,7 @@ import torch
 from phenaki_core import CViViT, MaskGitTransformer
 from phenaki_core.data import shapes_world as sw
 from phenaki_core.training import losses
+from phenaki_core.training.batches import on_device, shapes_world_batches
 
 TINY_TOKENIZER = {"width": 32, "heads": 2, "spatial_depth": 1, "temporal_depth": 1, "head_channels": 8}
 TINY_TRANSFORMER = {"width": 32, "depth": 1, "heads": 2}
@@ -98,6 +99,17 @@ def test_warm_start_copies_what_fits_and_names_what_starts_fresh():
     assert not torch.equal(target.to_code.weight[:4], source.to_code.weight)
 
 
+def test_rendering_workers_each_draw_their_own_batches_as_uint8():
+    batches = shapes_world_batches(seed=3, n_videos=3, n_images=2, size=32, workers=2)
+    first, second = next(batches), next(batches)
+    assert first.videos.dtype == torch.uint8 and first.videos.shape == (3, 3, sw.CLIP_FRAMES, 32, 32)
+    assert first.images.shape == (2, 3, 1, 32, 32) and len(first.video_captions) == 3
+    assert not torch.equal(first.videos, second.videos)  # two workers, two streams, not one stream twice
+    frames = on_device(first.videos, "cpu")
+    assert frames.dtype == torch.float32 and frames.min() >= -1 and frames.max() <= 1
+    assert torch.equal(frames, first.videos.float() / 127.5 - 1)
+
+
 def run(*args):
     return subprocess.run([sys.executable, "-m", "phenaki_core.cli", *args], capture_output=True, text=True, timeout=600)
 
@@ -114,7 +126,7 @@ def test_trainers_run_resume_and_generate(tmp_path):
     assert (tmp_path / "tok" / "loss.png").stat().st_size > 1000
 
     tr = run("train-transformer", "--tokenizer", str(tmp_path / "tok" / "cvivit"), "--out", str(tmp_path / "tr"),
-             "--steps", "3", "--batch-videos", "2", "--batch-images", "1", "--eval-every", "1000",
+             "--steps", "3", "--batch-videos", "2", "--batch-images", "1", "--eval-every", "1000", "--workers", "2",
              "--config", json.dumps(TINY_TRANSFORMER))
     assert tr.returncode == 0, tr.stderr[-2000:]
     model = tmp_path / "tr" / "pipeline"

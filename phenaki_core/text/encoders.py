@@ -47,7 +47,10 @@ class TextEncoder(ModelMixin, ConfigMixin):
         else:
             raise ValueError(f"unknown text encoder source {source!r}: use 'minilm' or 't5'")
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        self.model = model_cls.from_pretrained(str(folder), local_files_only=True).eval().requires_grad_(False)
+        # fp32 whatever the folder stores: transformers would otherwise keep a half-precision
+        # checkpoint's dtype, and prompts would encode differently from one copy to another.
+        self.model = model_cls.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
+        self.model.eval().requires_grad_(False)
 
     @property
     def hidden_size(self) -> int:

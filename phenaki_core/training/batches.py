@@ -10,28 +10,28 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..data import shapes_world as sw
 
 
 @dataclass
 class Batch:
-    videos: torch.Tensor  # (B, 3, T, H, W) in [-1, 1]
+    videos: torch.Tensor  # (B, 3, T, H, W): float in [-1, 1], or uint8 0..255 (rendered: 4x less to move)
     video_captions: list[str]
-    images: torch.Tensor  # (B, 3, 1, H, W)
+    images: torch.Tensor  # (B, 3, 1, H, W), the same
     image_captions: list[str]
     context_frames: torch.Tensor  # (B,) frames before the caption applies; 0 for plain clips
 
 
-def _to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 (B, T, H, W, 3) -> float (B, 3, T, H, W) in [-1, 1]."""
-    return torch.from_numpy(frames).permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1)
+def on_device(frames: torch.Tensor, device) -> torch.Tensor:
+    """A batch's videos or images on `device` as float in [-1, 1]; uint8 converts there."""
+    frames = frames.to(device, non_blocking=True)
+    return frames if frames.is_floating_point() else frames.float().div_(127.5).sub_(1)
 
 
-def shapes_world_batches(seed: int, n_videos: int, n_images: int, size: int = 64,
-                         num_frames: int = sw.CLIP_FRAMES, story_fraction: float = 0.2) -> Iterator[Batch]:
-    rng = np.random.default_rng(seed)
+def _shapes_world_stream(rng: np.random.Generator, n_videos: int, n_images: int, size: int,
+                         num_frames: int, story_fraction: float) -> Iterator[Batch]:
     while True:
         videos, captions, context = [], [], []
         for _ in range(n_videos):
@@ -44,11 +44,36 @@ def shapes_world_batches(seed: int, n_videos: int, n_images: int, size: int = 64
             captions.append(text)
             context.append(change)
         images = [sw.sample_image(rng, size, paraphrase=rng.random() < 0.5) for _ in range(n_images)]
+        uint8 = lambda frames: torch.from_numpy(np.stack(frames)).permute(0, 4, 1, 2, 3)
         yield Batch(
-            _to_tensor(np.stack(videos)), captions,
-            _to_tensor(np.stack([f for f, _ in images])) if images else torch.zeros(0, 3, 1, size, size),
+            uint8(videos), captions,
+            uint8([f for f, _ in images]) if images else torch.zeros(0, 3, 1, size, size, dtype=torch.uint8),
             [c for _, c in images], torch.tensor(context),
         )
+
+
+class _ShapesWorldWorkers(IterableDataset):
+    """Each DataLoader worker renders whole batches from its own stream of the seed."""
+
+    def __init__(self, seed: int, *stream_args):
+        self.seed, self.stream_args = seed, stream_args
+
+    def __iter__(self):
+        worker = get_worker_info()
+        return _shapes_world_stream(np.random.default_rng([self.seed, worker.id]), *self.stream_args)
+
+
+def shapes_world_batches(seed: int, n_videos: int, n_images: int, size: int = 64,
+                         num_frames: int = sw.CLIP_FRAMES, story_fraction: float = 0.2,
+                         workers: int = 0) -> Iterator[Batch]:
+    """Endless rendered batches. workers=0 renders in this process; a GPU outruns one
+    core's renderer, so there `workers` processes render ahead of it."""
+    args = (n_videos, n_images, size, num_frames, story_fraction)
+    if workers == 0:
+        return _shapes_world_stream(np.random.default_rng(seed), *args)
+    loader = DataLoader(_ShapesWorldWorkers(seed, *args), batch_size=None, num_workers=workers,
+                        pin_memory=torch.cuda.is_available(), prefetch_factor=4, persistent_workers=True)
+    return iter(loader)
 
 
 def folder_batches(video_dir: str, image_dir: str | None, n_videos: int, n_images: int, size: int,

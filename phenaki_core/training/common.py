@@ -142,3 +142,5 @@ def add_run_arguments(p, batch_videos: int, batch_images: int):
     p.add_argument("--checkpoint-minutes", type=float, default=3)
     p.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes rendering Shapes World batches ahead of training (a GPU needs several)")

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from ..eval.tokenizer_eval import tokenizer_report
 from ..models import CViViT, Discriminator
 from . import losses
-from .batches import folder_batches, shapes_world_batches
+from .batches import folder_batches, on_device, shapes_world_batches
 from .common import EMA, Budget, Checkpointer, add_run_arguments, learning_rate, warm_start
 
 
@@ -66,20 +66,22 @@ def main(args):
         acc.print(f"resumed at step {step}")
     perceptual = torch.jit.load(args.perceptual).eval().requires_grad_(False) if args.perceptual else None
     model, disc, opt, d_opt = acc.prepare(model, disc, opt, d_opt)
+    ema.model.to(acc.device)  # the copy was made before prepare moved the model
 
     seed = args.seed * 1000 + step + acc.process_index  # a resumed run sees new data
     if args.videos:
         batches = folder_batches(args.videos, args.images, args.batch_videos, args.batch_images, args.size,
                                  args.frames, args.fps, seed)
     else:
-        batches = shapes_world_batches(seed, args.batch_videos, args.batch_images, args.size, args.frames)
+        batches = shapes_world_batches(seed, args.batch_videos, args.batch_images, args.size, args.frames,
+                                       workers=args.workers)
 
     budget = Budget(args.steps, args.minutes, start_step=step)
     bar = tqdm(total=args.steps, initial=step, disable=not acc.is_local_main_process, dynamic_ncols=True)
     t0 = time.time()
     while not budget.done(step):
         b = next(batches)
-        videos, images = b.videos.to(acc.device), b.images.to(acc.device)
+        videos, images = on_device(b.videos, acc.device), on_device(b.images, acc.device)
         n_still = int(len(images) * args.still_fraction)
         stills = images[:n_still].expand(-1, -1, args.frames, -1, -1)
         clips = torch.cat([videos, stills]) if n_still else videos

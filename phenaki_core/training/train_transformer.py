@@ -19,7 +19,7 @@ from ..pipelines import PhenakiPipeline
 from ..schedulers import MaskGitScheduler
 from ..text import TextEncoder
 from . import losses
-from .batches import folder_batches, shapes_world_batches
+from .batches import folder_batches, on_device, shapes_world_batches
 from .common import EMA, Budget, Checkpointer, add_run_arguments, learning_rate, warm_start
 
 
@@ -80,6 +80,7 @@ def main(args):
         ema.model.load_state_dict(state["ema"]); step = state["step"]
         acc.print(f"resumed at step {step}")
     model, opt = acc.prepare(model, opt)
+    ema.model.to(acc.device)  # the copy was made before prepare moved the model
     mask_id = config["codebook_size"]
     tp = tokenizer.config.temporal_patch_size
     k_latent = tokenizer.latent_frames(args.context_frames)
@@ -90,7 +91,7 @@ def main(args):
                                  tokenizer.config.image_size, args.frames, args.fps, seed)
     else:
         batches = shapes_world_batches(seed, args.batch_videos, args.batch_images, tokenizer.config.image_size,
-                                       args.frames, args.story_fraction)
+                                       args.frames, args.story_fraction, args.workers)
     gen = torch.Generator().manual_seed(seed)
     budget = Budget(args.steps, args.minutes, start_step=step)
     bar = tqdm(total=args.steps, initial=step, disable=not acc.is_local_main_process, dynamic_ncols=True)
@@ -98,8 +99,8 @@ def main(args):
     while not budget.done(step):
         b = next(batches)
         with torch.no_grad():
-            video_tokens = tokenizer.tokenize(b.videos.to(acc.device))
-            image_tokens = tokenizer.tokenize(b.images.to(acc.device)) if len(b.images) else video_tokens[:0, :1]
+            video_tokens = tokenizer.tokenize(on_device(b.videos, acc.device))
+            image_tokens = tokenizer.tokenize(on_device(b.images, acc.device)) if len(b.images) else video_tokens[:0, :1]
         pad = torch.zeros(len(image_tokens), latent_frames - 1, *image_tokens.shape[2:], dtype=torch.long, device=acc.device)
         tokens = torch.cat([video_tokens, torch.cat([image_tokens, pad], 1)])
         n_v, n_i = len(video_tokens), len(image_tokens)
