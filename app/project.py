@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from phenaki_core.pipelines.pipeline_phenaki import DEFAULT_GUIDANCE
 from phenaki_core.pipelines.story import MAX_PROMPT_CHARS, RenderedSegment, Segment, Story, StoryError
 
 PROJECT_FORMAT = "phenaki-studio-project/1"
@@ -44,7 +45,7 @@ class ProjectError(ValueError):
 @dataclass
 class Settings:
     num_inference_steps: int = 12
-    guidance_scale: float = 3.0
+    guidance_scale: float = DEFAULT_GUIDANCE
     context_frames: int = 5
     fps: float = 8
     export_size: int = 256
@@ -505,7 +506,7 @@ class Project:
             raise ProjectError("bad project file: settings must be an object")
         settings = Settings(
             num_inference_steps=story.num_inference_steps if story else sd.get("num_inference_steps", 12),
-            guidance_scale=story.guidance_scale if story else sd.get("guidance_scale", 3.0),
+            guidance_scale=story.guidance_scale if story else sd.get("guidance_scale", DEFAULT_GUIDANCE),
             context_frames=story.context_frames if story else sd.get("context_frames", 5),
             fps=sd.get("fps", p.model_fps), export_size=sd.get("export_size", 256))
         items, seen, next_take = [], set(), 1

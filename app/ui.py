@@ -19,6 +19,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from phenaki_core.io import frame_strip, load_init_frames  # noqa: E402
+from phenaki_core.pipelines.pipeline_phenaki import DEFAULT_GUIDANCE  # noqa: E402
 from phenaki_core.pipelines.story import MAX_PROMPT_CHARS, Segment  # noqa: E402
 
 from .project import Project, ProjectError  # noqa: E402
@@ -306,7 +307,7 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
             with gr.Tab("Settings", elem_id="tab-settings"):
                 with gr.Row():
                     steps = gr.Number(12, label="Sampling steps (1-64)", precision=0, elem_id="steps")
-                    guidance = gr.Number(3.0, label="Guidance (0-20)", elem_id="guidance")
+                    guidance = gr.Number(DEFAULT_GUIDANCE, label="Guidance (0-20)", elem_id="guidance")
                     fps_in = gr.Number(fps, label="Playback fps", elem_id="fps")
                     size_in = gr.Number(256, label="Export size (pixels, longer side)", precision=0,
                                         elem_id="export-size")

@@ -49,6 +49,7 @@ def _evaluate(args):
 
 
 def main(argv=None):
+    from .pipelines import DEFAULT_GUIDANCE
     from .training import train_tokenizer, train_transformer
 
     parser = argparse.ArgumentParser(prog="phenaki", description=__doc__)
@@ -68,7 +69,7 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=64, help="clips per set")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     p.add_argument("--video-only-model", default=None, help="Table 2: the same transformer trained on video only")
     p.add_argument("--per-frame-tokenizer", default=None, help="Table 3: per-frame baseline tokenizer folder")
     p.add_argument("--cvivit-baseline", default=None, help="Table 3: C-ViViT trained on the same budget")
@@ -81,7 +82,7 @@ def main(argv=None):
     p.add_argument("--frames", type=int, default=11, help="frames per segment")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     p.add_argument("--model", default=None, help="pipeline folder (default: the shipped model)")
     p.add_argument("--out", default="outputs/story.mp4")
     p.add_argument("--fps", type=int, default=None)

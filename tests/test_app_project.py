@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from app.project import PROJECT_FORMAT, Project, ProjectError, atomic_write
+from phenaki_core.pipelines import DEFAULT_GUIDANCE
 from phenaki_core.pipelines.story import RenderedSegment, Segment
 
 
@@ -186,8 +187,8 @@ def _hostile(base: dict):
         (with_(("settings", "fps"), "fast"), "fps"),
         (with_(("settings", "export_size"), 10**12), "export size"),
         (with_(("items", 0, "takes"), [{"segment": "x"}]), "malformed"),
-        (json.dumps(base).replace('"guidance_scale": 3.0', '"guidance_scale": NaN'), "NaN"),
-        (json.dumps(base).replace('"guidance_scale": 3.0', '"guidance_scale": 1e999'), "guidance"),
+        (json.dumps(base).replace(f'"guidance_scale": {DEFAULT_GUIDANCE}', '"guidance_scale": NaN'), "NaN"),
+        (json.dumps(base).replace(f'"guidance_scale": {DEFAULT_GUIDANCE}', '"guidance_scale": 1e999'), "guidance"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply|not a Phenaki"),
         ("\xff\xfe", None),
     ]

@@ -21,6 +21,7 @@ import torch
 from ..data import shapes_world as sw
 from ..data.folders import _duration, read_clip
 from ..io import frame_strip, write_video
+from ..pipelines.pipeline_phenaki import DEFAULT_GUIDANCE
 from ..pipelines.story import Segment, Story, StoryRenderer
 from .checker import ATTRIBUTES, check_clip, check_continuity, summarize
 from .tokenizer_eval import flicker, psnr, reconstruct
@@ -120,7 +121,7 @@ def _score(clips, prompts) -> dict:
     return summarize([check_clip(c, p) for c, p in zip(clips, prompts)])
 
 
-def quick_adherence(pipe, n: int = 32, seed: int = 0, steps: int = 12, guidance: float = 3.0) -> float:
+def quick_adherence(pipe, n: int = 32, seed: int = 0, steps: int = 12, guidance: float = DEFAULT_GUIDANCE) -> float:
     """The fraction of n seen-composition clips that follow their prompt; same prompts for a
     given seed, so the trainer's log compares like with like across steps."""
     prompts = clip_prompts(np.random.default_rng(seed), n)
@@ -194,7 +195,7 @@ def _save_samples(videos: list[np.ndarray], path: Path, max_frames: int) -> Path
 
 
 # -- the evaluation ---------------------------------------------------------------------
-def evaluate(pipe, out_dir: str | Path, n: int = 64, seed: int = 0, steps: int = 12, guidance: float = 3.0,
+def evaluate(pipe, out_dir: str | Path, n: int = 64, seed: int = 0, steps: int = 12, guidance: float = DEFAULT_GUIDANCE,
              video_only_pipe=None, per_frame_tokenizer=None, cvivit_baseline=None, real_footage: bool = True,
              n_stories: int | None = None) -> dict:
     """Score `pipe` on every evaluation set and write out_dir/report.md and out_dir/samples_<set>.png.

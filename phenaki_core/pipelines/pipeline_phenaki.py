@@ -16,6 +16,10 @@ from ..models import CViViT, MaskGitTransformer
 from ..schedulers import MaskGitScheduler
 from ..text import TextEncoder
 
+# Classifier-free guidance unless a caller says otherwise: 2 scored best on the shipped
+# model (its card has the sweep); stronger guidance pushed samples off the tokenizer's manifold.
+DEFAULT_GUIDANCE = 2.0
+
 
 @dataclass
 class PhenakiPipelineOutput(BaseOutput):
@@ -67,7 +71,7 @@ class PhenakiPipeline(DiffusionPipeline):
 
     # -- one clip -------------------------------------------------------------------
     @torch.no_grad()
-    def sample_tokens(self, prompts, prefix_tokens=None, num_inference_steps=12, guidance_scale=3.0,
+    def sample_tokens(self, prompts, prefix_tokens=None, num_inference_steps=12, guidance_scale=DEFAULT_GUIDANCE,
                       generator=None, callback_on_step_end=None):
         """MaskGIT decoding of one clip per prompt; `prefix_tokens` (B, P, g, g) stay frozen."""
         states, mask = self.encode_prompt(prompts)
@@ -120,7 +124,7 @@ class PhenakiPipeline(DiffusionPipeline):
     # -- the diffusers entry point ---------------------------------------------------
     @torch.no_grad()
     def __call__(self, prompt: str | list[str], num_frames: int | None = None, num_inference_steps: int = 12,
-                 guidance_scale: float = 3.0, generator: torch.Generator | None = None, output_type: str = "np",
+                 guidance_scale: float = DEFAULT_GUIDANCE, generator: torch.Generator | None = None, output_type: str = "np",
                  callback_on_step_end=None, seed: int | None = None, context_frames: int = 5):
         """A string is one segment; a list is a story, one segment per prompt, each
         `num_frames` long (default: one clip) and continuing from the one before."""

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from .pipeline_phenaki import DEFAULT_GUIDANCE
+
 TRANSITIONS = ("continue", "cut")
 MAX_SEGMENT_FRAMES = 8 * 60 * 10  # ten minutes at 8 fps
 MAX_STORY_SEGMENTS = 500
@@ -46,7 +48,7 @@ class Segment:
 class Story:
     segments: list[Segment]
     num_inference_steps: int = 12
-    guidance_scale: float = 3.0
+    guidance_scale: float = DEFAULT_GUIDANCE
     context_frames: int = 5
     model: str = "phenaki-shapes-64"
 
