@@ -102,3 +102,21 @@ def test_null_text_ignores_the_prompt():
     b = tr(tokens, torch.randn(2, 5, 8), mask, drop)
     c = tr(tokens, torch.randn(2, 5, 8), mask)
     assert torch.allclose(a, b) and not torch.allclose(a, c)
+
+
+@pytest.mark.parametrize("length", [6, 64, 65])  # the plain-matmul path on CPU, and the fused one
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_matches_the_textbook_formula_on_either_kernel(length, causal):
+    from phenaki_core.models.blocks import Attention
+
+    torch.manual_seed(0)
+    attn, x = Attention(32, 4), torch.randn(3, length, 32)
+    keep = torch.rand(3, length) > 0.2
+    keep[:, 0] = True
+    mask = None if causal else keep
+    q = attn.to_q(x).view(3, length, 4, 8).transpose(1, 2)
+    k, v = attn.to_kv(x).view(3, length, 2, 4, 8).permute(2, 0, 3, 1, 4)
+    scores = q @ k.transpose(-1, -2) / 8**0.5
+    allowed = torch.ones(length, length, dtype=torch.bool).tril() if causal else keep[:, None, None, :]
+    expected = attn.to_out((scores.masked_fill(~allowed, float("-inf")).softmax(-1) @ v).transpose(1, 2).reshape(3, length, 32))
+    assert torch.allclose(attn(x, mask=mask, causal=causal), expected, atol=1e-5)

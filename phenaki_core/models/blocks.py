@@ -1,13 +1,19 @@
 """Transformer blocks shared by C-ViViT and the MaskGIT transformer.
 
 Pre-norm blocks, attention through `scaled_dot_product_attention` so PyTorch picks the
-fastest kernel for the device (flash on CUDA, fused on CPU).
+fastest kernel for the device (flash on CUDA, fused on CPU), except on short sequences on
+CPU (below).
 """
+import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+
+SHORT_SEQUENCE = 64
 
 
 class Attention(nn.Module):
@@ -29,7 +35,12 @@ class Attention(nn.Module):
         k, v = self.to_kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
         if mask is not None:  # (b, m) key padding -> broadcast over heads and queries
             mask = mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+        # On CPU the fused kernel loses to plain matmuls on short sequences (the tokenizer's 6
+        # and 64 tokens: 20% of its training step, bench/bench_speed.py) and wins on the
+        # transformer's 400 queries, whether they attend to themselves or to the prompt.
+        short = q.device.type == "cpu" and max(n, k.shape[-2]) <= SHORT_SEQUENCE
+        with sdpa_kernel(SDPBackend.MATH) if short else contextlib.nullcontext():
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
         return self.to_out(out.transpose(1, 2).reshape(b, n, d))
 
 
