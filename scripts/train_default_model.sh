@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Train (or continue training) the shipped default model on Shapes World, then export it
 # to assets/ and evaluate it. Every stage is resumable: run it again and it picks up where
-# it stopped. On a GPU box: `MIXED=bf16 ./scripts/train_default_model.sh` under
-# `accelerate launch` works the same (see the model card).
+# it stopped. On a GPU box, give the GPU big batches and processes rendering ahead of it,
+# as session 3 did on an H200 (see the model card):
+#   WORKERS=12 BATCH_VIDEOS=256 BATCH_IMAGES=64 LR=1e-3 ./scripts/train_default_model.sh
 #   TOKENIZER_MINUTES / TRANSFORMER_MINUTES   wall-time budgets for this invocation
 #   RUNS                                      run folder (default runs/)
+#   WORKERS, BATCH_VIDEOS, BATCH_IMAGES, LR   the transformer stage's data and optimizer
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
 MODEL=assets/phenaki-shapes-64
 TOKENIZER_MINUTES=${TOKENIZER_MINUTES:-0}
 TRANSFORMER_MINUTES=${TRANSFORMER_MINUTES:-60}
+WORKERS=${WORKERS:-0}; BATCH_VIDEOS=${BATCH_VIDEOS:-24}; BATCH_IMAGES=${BATCH_IMAGES:-6}; LR=${LR:-7e-4}
 
 # The tokenizer stage trains the decoder alone (--decoder-only): the encoder, and so the
 # tokens the transformer was trained on, stay fixed, and a better decoder improves every
@@ -30,9 +33,12 @@ INIT=()
 if [ ! -d "$TOKENIZER" ]; then TOKENIZER="$MODEL/vqvae"; fi
 if [ ! -f "$RUNS/mg/state.pt" ] && [ -d "$MODEL/transformer" ]; then INIT=(--init "$MODEL/transformer"); fi
 phenaki train-transformer --tokenizer "$TOKENIZER" --out "$RUNS/mg" --resume "${INIT[@]}" \
-  --minutes "$TRANSFORMER_MINUTES" --lr 7e-4 --lr-decay --eval-every 1000 --batch-videos 24 --batch-images 6 \
+  --minutes "$TRANSFORMER_MINUTES" --lr "$LR" --lr-decay --eval-every 1000 --workers "$WORKERS" \
+  --batch-videos "$BATCH_VIDEOS" --batch-images "$BATCH_IMAGES" \
   --config '{"width": 256, "depth": 4, "heads": 4}'
 
-rm -rf "$MODEL.new" && cp -r "$RUNS/mg/pipeline" "$MODEL.new" && cp "$MODEL/README.md" "$MODEL.new/"  # keep the model card
+# Keep the model card and the tuned sampling settings (the scheduler's choice temperature).
+rm -rf "$MODEL.new" && cp -r "$RUNS/mg/pipeline" "$MODEL.new" && cp "$MODEL/README.md" "$MODEL.new/" \
+  && cp "$MODEL/scheduler/scheduler_config.json" "$MODEL.new/scheduler/"
 rm -rf "$MODEL" && mv "$MODEL.new" "$MODEL"
 phenaki evaluate --model "$MODEL" --out "$MODEL/eval" --n 64
