@@ -504,7 +504,7 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                     gr.update(interactive=p.can_undo()), gr.update(interactive=p.can_redo())]
 
         def progress_only(prog):
-            return [gr.skip()] * 6 + [prog] + [gr.skip()] * 3  # render_view's outputs, progress at 6
+            return [prog if c is progress else gr.skip() for c in RENDER_OUT]
 
         def run_render(st, number, index, reseed):
             st = ensure(st)

@@ -17,9 +17,9 @@ from phenaki_core.io import export_story  # noqa: E402
 from phenaki_core.pipelines import Segment, Story, StoryRenderer, load_pipeline  # noqa: E402
 
 # (prompt, frames). Every prompt is possible in Shapes World: an object moving 2 px a frame
-# leaves a 64-px frame within 16 frames, so motions are short and holds are long; the
-# object starts at the centre and stays within 16 px of it. Colour and shape change on the
-# holds, motion on the moves: 8 x (112 + 8) = 960 frames.
+# crosses a 64-px frame within 32 frames, so motions are short and holds are long, and the
+# moves cancel out: the object ends within 16 px of where the model first put it. Colour
+# and shape change on the holds, motion on the moves: 8 x (112 + 8) = 960 frames.
 SEGMENTS = [
     ("a red circle stays still", 112), ("a red circle moves right", 8),
     ("a blue circle stays still", 112), ("a blue circle moves left", 8),

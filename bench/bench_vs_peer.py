@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_speed import bench_pipeline, timed  # noqa: E402
+from bench_speed import GUIDANCE, bench_pipeline, timed  # noqa: E402
 
 
 def ours(repeat: int) -> dict:
@@ -29,9 +29,9 @@ def ours(repeat: int) -> dict:
     pipe = bench_pipeline()
     gen = lambda: torch.Generator().manual_seed(0)
     pipe.encode_prompt(["a red circle moves left", "a red circle moves up"])  # cached, like the peer's fixed states
-    out = {"clip_s": timed(lambda: pipe.generate_clip("a red circle moves left", guidance_scale=3.0, generator=gen()), repeat)}
-    prime = pipe.generate_clip("a red circle moves left", guidance_scale=3.0, generator=gen())[0][-5:]
-    out["continuation_s"] = timed(lambda: pipe.generate_clip("a red circle moves up", prime, guidance_scale=3.0, generator=gen()), repeat)
+    out = {"clip_s": timed(lambda: pipe.generate_clip("a red circle moves left", guidance_scale=GUIDANCE, generator=gen()), repeat)}
+    prime = pipe.generate_clip("a red circle moves left", guidance_scale=GUIDANCE, generator=gen())[0][-5:]
+    out["continuation_s"] = timed(lambda: pipe.generate_clip("a red circle moves up", prime, guidance_scale=GUIDANCE, generator=gen()), repeat)
 
     vq, tr = pipe.vqvae.train(), pipe.transformer.train()
     videos = torch.rand(16, 3, 11, 64, 64) * 2 - 1
