@@ -40,7 +40,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from phenaki_core.pipelines.default import DEFAULT_MODEL, load_pipeline
+    from phenaki_core.runtime import keep_freed_memory
 
+    keep_freed_memory()
     folder = Path(args.model) if args.model else DEFAULT_MODEL
     try:
         pipe = load_pipeline(folder, device=args.device)

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from phenaki_core.eval.checker import check_clip, check_continuity  # noqa: E402
 from phenaki_core.io import export_story  # noqa: E402
 from phenaki_core.pipelines import Segment, Story, StoryRenderer, load_pipeline  # noqa: E402
+from phenaki_core.runtime import keep_freed_memory  # noqa: E402
 
 # (prompt, frames). Every prompt is possible in Shapes World: an object moving 2 px a frame
 # crosses a 64-px frame within 32 frames, so motions are short and holds are long, and the
@@ -37,6 +38,7 @@ def main():
     ap.add_argument("--model", default=None)
     ap.add_argument("--out", default="docs/long_story")
     args = ap.parse_args()
+    keep_freed_memory()  # as the phenaki CLI and the studio do
     pipe = load_pipeline(args.model)
     story = Story([Segment(p, frames, seed=i) for i, (p, frames) in enumerate(SEGMENTS)])
     renderer = StoryRenderer(pipe, story)

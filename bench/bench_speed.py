@@ -71,6 +71,9 @@ def main():
     ap.add_argument("--out", default="docs/bench_speed.md")
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     args = ap.parse_args()
+    from phenaki_core.runtime import keep_freed_memory
+
+    keep_freed_memory()  # as the phenaki CLI and the studio do (bench_allocator.py: what it gives)
     torch.set_num_threads(args.threads)
     rows = []
 

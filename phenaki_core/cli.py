@@ -50,7 +50,10 @@ def _evaluate(args):
 
 def main(argv=None):
     from .pipelines import DEFAULT_GUIDANCE
+    from .runtime import keep_freed_memory
     from .training import train_tokenizer, train_transformer
+
+    keep_freed_memory()
 
     parser = argparse.ArgumentParser(prog="phenaki", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
