@@ -104,7 +104,7 @@ def test_null_text_ignores_the_prompt():
     assert torch.allclose(a, b) and not torch.allclose(a, c)
 
 
-@pytest.mark.parametrize("length", [6, 64, 65])  # the plain-matmul path on CPU, and the fused one
+@pytest.mark.parametrize("length", [6, 64, 512, 513])  # the plain path on CPU, and the fused one
 @pytest.mark.parametrize("causal", [False, True])
 def test_attention_matches_the_textbook_formula_on_either_kernel(length, causal):
     from phenaki_core.models.blocks import Attention

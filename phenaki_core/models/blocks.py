@@ -1,8 +1,7 @@
 """Transformer blocks shared by C-ViViT and the MaskGIT transformer.
 
-Pre-norm blocks, attention through `scaled_dot_product_attention` so PyTorch picks the
-fastest kernel for the device (flash on CUDA, fused on CPU), except on short sequences on
-CPU (below).
+Pre-norm blocks. Attention goes through `scaled_dot_product_attention` (flash on CUDA),
+except on CPU up to 512 tokens, where three plain ops are faster (below).
 """
 import math
 
@@ -11,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
-SHORT_SEQUENCE = 64
+SHORT_SEQUENCE = 512
 
 
 class Attention(nn.Module):
@@ -33,18 +32,19 @@ class Attention(nn.Module):
         k, v = self.to_kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
         if mask is not None:  # (b, m) key padding -> broadcast over heads and queries
             mask = mask[:, None, None, :]
-        # On CPU the fused kernel loses to three plain ops on short sequences (the tokenizer's
-        # 6 and 64 tokens), and so does PyTorch's own unfused path, which spends a sixth of
-        # the tokenizer's training step building and checking masks (bench/bench_speed.py).
-        # The fused kernel wins on the transformer's 400 queries, self- or cross-attending.
+        # On CPU, three plain ops beat both PyTorch kernels: on the tokenizer's 6 and 64
+        # tokens 1.6-3x its unfused path and 3.4-7x the fused one, on the transformer's 384
+        # 2.6x the fused one, forward and backward in bf16, and as fast in fp32 sampling
+        # (bench/bench_kernels.py). Past 512 tokens the fused kernel takes over: it never
+        # holds the quadratic score matrix.
         if q.device.type == "cpu" and max(n, k.shape[-2]) <= SHORT_SEQUENCE:
-            out = _plain_attention(q, k, v, mask, causal)
+            out = plain_attention(q, k, v, mask, causal)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
         return self.to_out(out.transpose(1, 2).reshape(b, n, d))
 
 
-def _plain_attention(q, k, v, mask, causal):
+def plain_attention(q, k, v, mask, causal):
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
     if causal:
         n, m = scores.shape[-2:]
@@ -55,8 +55,9 @@ def _plain_attention(q, k, v, mask, causal):
 
 
 class FeedForward(nn.Sequential):
-    # Exact GELU: on CPU its kernel runs 3-5x faster than the tanh form's, which the shipped
-    # weights trained with; the two differ by at most 5e-4, under bf16's resolution.
+    # Exact GELU: on CPU its kernels run 1.7-2.9x faster, forward and backward, than the
+    # tanh form's (bench/bench_kernels.py), which the shipped weights trained with; the two
+    # differ by at most 5e-4, under bf16's resolution.
     def __init__(self, dim: int, mult: int = 4):
         super().__init__(nn.Linear(dim, dim * mult), nn.GELU(), nn.Linear(dim * mult, dim))
 
