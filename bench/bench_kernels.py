@@ -6,7 +6,8 @@
   on the tokenizer's feed-forward activations (16 clips: 6,144 tokens x 512).
 - Attention on CPU: blocks.py's three plain ops against PyTorch's unfused SDPA path and
   its fused kernel, on the tokenizer's 64 spatial and 6 causal temporal tokens and the
-  transformer's 384 (training: bf16, forward and backward; sampling: fp32, forward).
+  transformer's 384 (training: bf16, forward and backward; sampling: fp32, forward). In
+  fp32 blocks.py takes the plain path up to 128 tokens only.
 """
 import argparse
 import os
@@ -51,7 +52,8 @@ def main():
     cases = (("tokenizer spatial: 96 x 4 heads x 64 tokens, bf16, forward + backward", 96, 64, False, True),
              ("tokenizer temporal, causal: 1024 x 4 heads x 6 tokens, bf16, forward + backward", 1024, 6, True, True),
              ("transformer: 40 x 4 heads x 384 tokens, bf16, forward + backward", 40, 384, False, True),
-             ("transformer sampling: 2 x 4 heads x 384 tokens, fp32, forward", 2, 384, False, False))
+             ("tokenizer spatial in sampling: 12 x 4 heads x 64 tokens, fp32, forward", 12, 64, False, False),
+             ("transformer sampling: 2 x 4 heads x 384 tokens, fp32, forward (blocks.py: fused)", 2, 384, False, False))
     for name, batch, n, causal, train in cases:
         dtype = torch.bfloat16 if train else torch.float32
         q, k, v = (torch.randn(batch, 4, n, 32 if n <= 64 else 64, dtype=dtype) for _ in range(3))

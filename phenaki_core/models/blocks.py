@@ -1,7 +1,7 @@
 """Transformer blocks shared by C-ViViT and the MaskGIT transformer.
 
 Pre-norm blocks. Attention goes through `scaled_dot_product_attention` (flash on CUDA),
-except on CPU up to 512 tokens, where three plain ops are faster (below).
+except on CPU on sequences short enough for three plain ops to be faster (below).
 """
 import math
 
@@ -10,7 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
-SHORT_SEQUENCE = 512
+# On CPU, three plain ops (plain_attention) beat PyTorch's kernels up to these lengths
+# (bench/bench_kernels.py). In bf16, as in training under autocast: 1.6-3x its unfused
+# path and 2.6-7x the fused kernel, forward and backward, on the tokenizer's 6 and 64 tokens
+# and the transformer's 384. In fp32 the fused kernel catches up from about 256 tokens.
+# Past 512 the fused kernel always takes over: it never holds the quadratic score matrix.
+PLAIN_ATTENTION_TOKENS_FP32 = 128
+PLAIN_ATTENTION_TOKENS_BF16 = 512  # and fp16
 
 
 class Attention(nn.Module):
@@ -32,12 +38,8 @@ class Attention(nn.Module):
         k, v = self.to_kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
         if mask is not None:  # (b, m) key padding -> broadcast over heads and queries
             mask = mask[:, None, None, :]
-        # On CPU, three plain ops beat both PyTorch kernels: on the tokenizer's 6 and 64
-        # tokens 1.6-3x its unfused path and 3.4-7x the fused one, on the transformer's 384
-        # 2.6x the fused one, forward and backward in bf16, and as fast in fp32 sampling
-        # (bench/bench_kernels.py). Past 512 tokens the fused kernel takes over: it never
-        # holds the quadratic score matrix.
-        if q.device.type == "cpu" and max(n, k.shape[-2]) <= SHORT_SEQUENCE:
+        limit = PLAIN_ATTENTION_TOKENS_FP32 if q.dtype == torch.float32 else PLAIN_ATTENTION_TOKENS_BF16
+        if q.device.type == "cpu" and max(n, k.shape[-2]) <= limit:
             out = plain_attention(q, k, v, mask, causal)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
