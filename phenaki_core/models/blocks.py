@@ -11,10 +11,10 @@ from torch import nn
 
 
 # On CPU, three plain ops (plain_attention) beat PyTorch's kernels up to these lengths
-# (bench/bench_kernels.py). In bf16, as in training under autocast: 1.6-3x its unfused
-# path and 2.6-7x the fused kernel, forward and backward, on the tokenizer's 6 and 64 tokens
-# and the transformer's 384. In fp32 the fused kernel catches up from about 256 tokens.
-# Past 512 the fused kernel always takes over: it never holds the quadratic score matrix.
+# (bench/bench_kernels.py). In bf16, as in training under autocast, forward and backward:
+# 1.5-3x its unfused path and 3.4-7x the fused kernel on the tokenizer's 6 and 64 tokens,
+# 2.6x the fused kernel on the transformer's 384. In fp32 the fused kernel catches up from
+# about 256 tokens. Past 512 it always takes over: it never holds the quadratic scores.
 PLAIN_ATTENTION_TOKENS_FP32 = 128
 PLAIN_ATTENTION_TOKENS_BF16 = 512  # and fp16
 
@@ -57,7 +57,7 @@ def plain_attention(q, k, v, mask, causal):
 
 
 class FeedForward(nn.Sequential):
-    # Exact GELU: on CPU its kernels run 1.7-2.9x faster, forward and backward, than the
+    # Exact GELU: on CPU its kernels run 1.7-3x faster, forward and backward, than the
     # tanh form's (bench/bench_kernels.py), which the shipped weights trained with; the two
     # differ by at most 5e-4, under bf16's resolution.
     def __init__(self, dim: int, mult: int = 4):
