@@ -13,8 +13,8 @@ from torch import nn
 # On CPU, three plain ops (plain_attention) beat PyTorch's kernels up to these lengths
 # (bench/bench_kernels.py). In bf16, as in training under autocast, forward and backward:
 # 1.5-3x its unfused path and 3.4-7x the fused kernel on the tokenizer's 6 and 64 tokens,
-# 2.6x the fused kernel on the transformer's 384. In fp32 the fused kernel catches up from
-# about 256 tokens. Past 512 it always takes over: it never holds the quadratic scores.
+# 2.6x the fused kernel on the transformer's 384. In fp32 (sampling) the two are level at
+# 384 tokens. Past 512 the fused kernel always takes over: it never holds the quadratic scores.
 PLAIN_ATTENTION_TOKENS_FP32 = 128
 PLAIN_ATTENTION_TOKENS_BF16 = 512  # and fp16
 
