@@ -9,7 +9,8 @@ CHILD = """
 import resource, sys, torch
 from phenaki_core.runtime import keep_freed_memory
 took = keep_freed_memory() if sys.argv[1] == "kept" else False
-torch.ones(16 << 20).sum()  # 64 MiB, once: its first touch faults either way
+for _ in range(2):  # 64 MiB: its first touches fault either way
+    torch.ones(16 << 20).sum()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(5):
     torch.ones(16 << 20).sum()
@@ -26,5 +27,6 @@ def test_freed_memory_is_reused_instead_of_faulted_in_again():
         runs[name] = (took == "True", int(faults))
     assert runs["kept"][0]
     # 64 MiB is 16,384 pages: glibc's default maps and unmaps it each time, 5 x 16,384 faults.
+    # Kept, the block is reused; a small allocation landing in its place can cost one more.
     assert runs["default"][1] > 5 * 10_000
-    assert runs["kept"][1] < runs["default"][1] / 10
+    assert runs["kept"][1] < runs["default"][1] / 3
