@@ -8,6 +8,9 @@ machine drift hits both alike, and prints the ratios. Configuration on both side
 11 frames, p=8, tp=2 (384 tokens), codebook 1024, C-ViViT width 128 with 2+2 layers,
 transformer width 256 depth 4, 12 sampling steps, guidance 3, 2 threads, text encoding
 excluded; training steps at 16 videos (tokenizer, L2 only) and 32 videos (transformer).
+The peer is timed twice a round: as it ships, and with glibc keeping freed memory as our
+entry points do (phenaki_core/runtime.py), so the table shows what that setting alone
+would give it.
 """
 import argparse
 import json
@@ -95,9 +98,7 @@ def main():
     ap.add_argument("--out", default="docs/bench_vs_peer.md")
     args = ap.parse_args()
     peer_script = Path(__file__).with_name("peer_phenaki_pytorch.py")
-    # Our entry points keep freed memory (phenaki_core/runtime.py). The peer is timed as it
-    # ships, and also with the same glibc setting (through its environment variables), so
-    # the table shows what the setting alone would give it.
+    # glibc reads the same setting from its environment variables at the peer's start.
     kept = {"MALLOC_MMAP_THRESHOLD_": str(KEEP_BYTES), "MALLOC_TRIM_THRESHOLD_": str(KEEP_BYTES)}
     mine, theirs, theirs_kept = [], [], []
     for r in range(args.rounds):
