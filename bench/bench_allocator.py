@@ -20,9 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def child(keep: bool) -> dict:
     import torch
 
-    from bench_speed import GUIDANCE, bench_pipeline, timed
+    from bench_speed import GUIDANCE, bench_pipeline, timed, tokenizer_step
     from phenaki_core.runtime import keep_freed_memory
-    from phenaki_core.training import losses
 
     took = keep_freed_memory() if keep else False
     torch.set_num_threads(2)
@@ -30,15 +29,7 @@ def child(keep: bool) -> dict:
     gen = lambda: torch.Generator().manual_seed(0)
     pipe.encode_prompt(["a red circle moves left"])
     clip = timed(lambda: pipe.generate_clip("a red circle moves left", guidance_scale=GUIDANCE, generator=gen()), 3)
-    vq = pipe.vqvae.train()
-    videos = torch.rand(16, 3, 11, 64, 64) * 2 - 1
-    opt = torch.optim.AdamW(vq.parameters())
-
-    def tok_step():
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = losses.reconstruction_loss(vq(videos)[0], videos)
-        opt.zero_grad(); loss.backward(); opt.step()
-
+    tok_step = tokenizer_step(pipe.vqvae.train(), torch.rand(16, 3, 11, 64, 64) * 2 - 1)
     tok_step()
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     step = timed(tok_step, 5, warmup=0)

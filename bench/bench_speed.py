@@ -38,6 +38,20 @@ def timed(fn, repeat=5, warmup=1):
     return statistics.median(times)
 
 
+def tokenizer_step(vq, videos):
+    """One bf16 L2 training step of `vq` on `videos`, as a closure: bench_vs_peer's step."""
+    from phenaki_core.training import losses
+
+    opt = torch.optim.AdamW(vq.parameters())
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = losses.reconstruction_loss(vq(videos)[0], videos)
+        opt.zero_grad(); loss.backward(); opt.step()
+
+    return step
+
+
 def matmul_peak(dtype, n=2048):
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     return 2 * n**3 / timed(lambda: a @ b, repeat=10, warmup=2)
