@@ -3,7 +3,7 @@
 glibc serves each allocation above its mmap threshold (at most 32 MiB) with fresh pages
 from the kernel and returns them when the block is freed. A training step allocates and
 frees dozens of tensors that size, so each is page-faulted in and zeroed again: 55,000
-faults and an eighth to a sixth of the tokenizer's training step on these machines
+faults and 12-19% of the tokenizer's training step on these machines
 (bench/bench_allocator.py). Raising the thresholds lets freed blocks be reused instead.
 """
 import ctypes
