@@ -9,7 +9,7 @@ from phenaki_core import MaskGitScheduler
 
 
 def test_schedule_reveals_per_cosine_counting_only_generated_positions():
-    sched = MaskGitScheduler(mask_token_id=16, choice_temperature=0.0)
+    sched = MaskGitScheduler(mask_token_id=16, choice_temperature=0.0, refine_steps=0)
     sched.set_timesteps(8)
     tokens = torch.full((1, 6, 4, 4), 16)
     tokens[:, :3] = 5  # a frozen prefix of 3 latent frames: 48 known, 48 to generate
@@ -20,6 +20,39 @@ def test_schedule_reveals_per_cosine_counting_only_generated_positions():
         assert still_masked == math.floor(48 * math.cos(math.pi / 2 * (i + 1) / 8))
         assert (tokens[:, :3] == 5).all()
     assert (tokens != 16).all()
+
+
+def test_refinement_redraws_the_least_likely_generated_tokens_greedily():
+    sched = MaskGitScheduler(mask_token_id=16, choice_temperature=0.0, refine_steps=2, refine_fraction=0.25)
+    sched.set_timesteps(3)
+    assert len(sched.timesteps) == 5
+    tokens = torch.full((1, 4, 4, 4), 16)
+    tokens[:, :2] = 5  # frozen prefix: 32 known, 32 to generate
+    # Sharp logits everywhere except 12 positions of the generated frames, where they are nearly flat.
+    logits = torch.full((1, 4, 4, 4, 16), -10.0)
+    logits[..., 3] = 10.0
+    flat = torch.zeros(1, 4, 4, 4, dtype=torch.bool)
+    flat.view(1, -1)[:, 32 + torch.randperm(32)[:12]] = True
+    logits[flat] = torch.randn(int(flat.sum()), 16) * 0.1
+    for i in range(3):
+        tokens = sched.step(logits, i, tokens, torch.Generator().manual_seed(i))
+    remasked = tokens == 16
+    assert int(remasked.sum()) == 8  # floor(32 * 0.25 * 2/2), all among the least likely draws
+    assert (remasked <= flat).all() and (tokens[:, :2] == 5).all()
+    greedy = torch.full((1, 4, 4, 4, 16), -10.0)
+    greedy[..., 7] = 0.0  # the redraw takes the argmax
+    tokens = sched.step(greedy, 3, tokens, torch.Generator().manual_seed(3))
+    assert int((tokens == 16).sum()) == 4  # floor(32 * 0.25 * 1/2)
+    redrawn = remasked & (tokens != 16)
+    assert (tokens[redrawn] == 7).all()
+    tokens = sched.step(greedy, 4, tokens)
+    assert (tokens != 16).all() and (tokens[:, :2] == 5).all() and (tokens[remasked] == 7).all()
+
+
+@pytest.mark.parametrize("kwargs", [{"refine_steps": -1}, {"refine_steps": 1.5}, {"refine_fraction": 1.5}])
+def test_bad_refinement_settings_are_refused(kwargs):
+    with pytest.raises(ValueError, match="refine"):
+        MaskGitScheduler(**kwargs)
 
 
 def test_scheduler_leaves_known_tokens_alone_when_nothing_is_masked():
@@ -77,7 +110,8 @@ def test_guidance_is_one_batched_forward_per_step(tiny_pipe):
         tiny_pipe.sample_tokens(["a", "b"], num_inference_steps=5, guidance_scale=3.0)
     finally:
         hook.remove()
-    assert calls == [4] * 5  # conditional and null rows together, once a step
+    # Conditional and null rows together, once a MaskGIT step; the two refinement steps conditional only.
+    assert calls == [4] * 5 + [2] * 2
 
 
 def test_callback_and_interrupt(tiny_pipe):

@@ -149,7 +149,7 @@ def render_segment(pipe, story: Story, index: int, before: np.ndarray | None, sh
 
     def step_end(p, i, t, kwargs):
         if on_step is not None:
-            on_step(index, clip, n_clips, i, story.num_inference_steps)
+            on_step(index, clip, n_clips, i, len(p.scheduler.timesteps))
         if should_cancel is not None and should_cancel():
             p._interrupt = True
         if callback_on_step_end is not None:
