@@ -49,7 +49,8 @@ def test_refinement_redraws_the_least_likely_generated_tokens_greedily():
     assert (tokens != 16).all() and (tokens[:, :2] == 5).all() and (tokens[remasked] == 7).all()
 
 
-@pytest.mark.parametrize("kwargs", [{"refine_steps": -1}, {"refine_steps": 1.5}, {"refine_fraction": 1.5}])
+@pytest.mark.parametrize("kwargs", [{"refine_steps": -1}, {"refine_steps": 1.5}, {"refine_fraction": 1.5},
+                                    {"refine_guidance": -0.5}])
 def test_bad_refinement_settings_are_refused(kwargs):
     with pytest.raises(ValueError, match="refine"):
         MaskGitScheduler(**kwargs)
@@ -104,14 +105,18 @@ def test_same_seed_same_tokens_other_seed_other_tokens(tiny_pipe):
 
 
 def test_guidance_is_one_batched_forward_per_step(tiny_pipe):
-    calls = []
+    calls, original = [], tiny_pipe.scheduler
     hook = tiny_pipe.transformer.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
     try:
         tiny_pipe.sample_tokens(["a", "b"], num_inference_steps=5, guidance_scale=3.0)
+        guided, calls[:] = list(calls), []
+        tiny_pipe.scheduler = MaskGitScheduler.from_config(original.config, refine_guidance=0.0)
+        tiny_pipe.sample_tokens(["a", "b"], num_inference_steps=5, guidance_scale=3.0)
     finally:
+        tiny_pipe.scheduler = original
         hook.remove()
-    # Conditional and null rows together, once a MaskGIT step; the two refinement steps conditional only.
-    assert calls == [4] * 5 + [2] * 2
+    assert guided == [4] * 7  # conditional and null rows together, once a step, the 2 refinement steps too
+    assert calls == [4] * 5 + [2] * 2  # unguided refinement: the conditional rows alone
 
 
 def test_callback_and_interrupt(tiny_pipe):

@@ -240,6 +240,7 @@ def evaluate(pipe, out_dir: str | Path, n: int = 64, seed: int = 0, steps: int =
 
     settings = {"model": pipe.name_or_path or "(built in memory, not loaded from a folder)", "n": n,
                 "n_stories": n_stories, "steps": steps, "guidance": guidance, "seed": seed,
+                "refine": (pipe.scheduler.config.refine_steps, pipe.scheduler.config.refine_fraction),
                 "frames": pipe.clip_frames, "size": pipe.frame_size, "seconds": time.perf_counter() - t0}
     report = out_dir / "report.md"
     report.write_text(_report(results, files, settings), encoding="utf-8")
@@ -266,7 +267,8 @@ def _report(results: dict, files: dict, settings: dict) -> str:
     lines = [
         "# Shapes World evaluation", "",
         f"- model: `{s['model']}`",
-        f"- n = {s['n']} clips per set; stories: {s['n_stories']}; sampling steps = {s['steps']}; "
+        f"- n = {s['n']} clips per set; stories: {s['n_stories']}; sampling steps = {s['steps']}, then "
+        f"{s['refine'][0]} refinement steps (from {s['refine'][1]:.0%} of the new tokens); "
         f"guidance = {s['guidance']}; seed = {s['seed']}",
         f"- clips of {s['frames']} frames at {s['size']}x{s['size']}, scored by the checker of shared/toyworld.md",
         f"- every figure below was computed by the run that wrote this report ({s['seconds']:.0f} s)", "",

@@ -80,20 +80,18 @@ class PhenakiPipeline(DiffusionPipeline):
         tokens = torch.full((b, self.transformer.config.latent_frames, g, g), mask_id, device=states.device)
         if prefix_tokens is not None:
             tokens[:, : prefix_tokens.shape[1]] = prefix_tokens.to(tokens.device)
-        guided = guidance_scale != 1.0
-        if guided:  # conditional and null text in one batched forward
-            both_states, both_mask = torch.cat([states, states]), torch.cat([mask, mask])
-            drop = torch.arange(2 * b, device=states.device) >= b
+        # Conditional and null text in one batched forward, where a step is guided.
+        both_states, both_mask = torch.cat([states, states]), torch.cat([mask, mask])
+        drop = torch.arange(2 * b, device=states.device) >= b
         self.scheduler.set_timesteps(num_inference_steps, device=states.device)
         self._interrupt = False
-        for i in self.progress_bar(range(len(self.scheduler.timesteps))):
+        for i in self.progress_bar(range(len(self.scheduler.timesteps))):  # refinement steps included
             unknown = tokens == mask_id  # logits where still masked: the rest are settled
-            # Refinement steps predict under the prompt alone: guiding them too scored lower
-            # on the default model (its card has the sweep), and it halves their cost.
-            if guided and i < self.scheduler.num_inference_steps:
+            scale = self.scheduler.guidance(i, guidance_scale)
+            if scale != 1.0:
                 both, at = torch.cat([tokens, tokens]), torch.cat([unknown, unknown])
                 cond, null = self.transformer(both, both_states, both_mask, drop, logits_at=at).float().chunk(2)
-                logits = null + guidance_scale * (cond - null)
+                logits = null + scale * (cond - null)
             else:
                 logits = self.transformer(tokens, states, mask, logits_at=unknown).float()
             tokens = self.scheduler.step(logits, i, tokens, generator)

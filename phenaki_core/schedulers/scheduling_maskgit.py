@@ -13,7 +13,8 @@ neighbours show as notches and stray blobs on the object (shape is the attribute
 default model misses most). Refinement re-masks the generated tokens that were least
 likely when drawn and predicts them again, greedily, with everything else in view:
 `refine_steps` extra steps, the first re-masking `refine_fraction` of the new tokens and
-each later one less.
+each later one less, under `refine_guidance` of the guidance (0: the prompt alone, 1: all
+of it; the default model's card has the sweep that chose each setting).
 """
 import math
 
@@ -27,11 +28,13 @@ class MaskGitScheduler(SchedulerMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, mask_token_id: int = 1024, choice_temperature: float = 1.0, sample_temperature: float = 1.0,
-                 refine_steps: int = 2, refine_fraction: float = 0.15):
+                 refine_steps: int = 2, refine_fraction: float = 0.15, refine_guidance: float = 0.5):
         if not isinstance(refine_steps, int) or refine_steps < 0:
             raise ValueError(f"refine_steps must be a non-negative integer, got {refine_steps!r}")
         if not 0.0 <= refine_fraction <= 1.0:
             raise ValueError(f"refine_fraction must be in [0, 1], got {refine_fraction!r}")
+        if not 0.0 <= refine_guidance <= 1.0:
+            raise ValueError(f"refine_guidance must be in [0, 1], got {refine_guidance!r}")
         self.set_timesteps(12)
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None):
@@ -46,6 +49,12 @@ class MaskGitScheduler(SchedulerMixin, ConfigMixin):
     def mask_ratio(self, step: int) -> float:
         """Fraction of the generated positions still masked after `step` (0-based)."""
         return math.cos(math.pi / 2 * (step + 1) / self.num_inference_steps)
+
+    def guidance(self, step: int, guidance_scale: float) -> float:
+        """The classifier-free guidance scale for `step`: the caller's, less in refinement."""
+        if step < self.num_inference_steps:
+            return guidance_scale
+        return 1.0 + self.config.refine_guidance * (guidance_scale - 1.0)
 
     def refine_count(self, step: int) -> torch.LongTensor:
         """How many of the generated tokens are re-masked after `step`, in the refinement phase."""
