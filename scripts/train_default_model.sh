@@ -37,7 +37,7 @@ phenaki train-transformer --tokenizer "$TOKENIZER" --out "$RUNS/mg" --resume "${
   --batch-videos "$BATCH_VIDEOS" --batch-images "$BATCH_IMAGES" \
   --config '{"width": 256, "depth": 4, "heads": 4}'
 
-# Keep the model card and the tuned sampling settings (the scheduler's choice temperature).
+# Keep the model card and the tuned sampling settings (the scheduler's, chosen by the card's sweeps).
 rm -rf "$MODEL.new" && cp -r "$RUNS/mg/pipeline" "$MODEL.new" && cp "$MODEL/README.md" "$MODEL.new/" \
   && cp "$MODEL/scheduler/scheduler_config.json" "$MODEL.new/scheduler/"
 rm -rf "$MODEL" && mv "$MODEL.new" "$MODEL"
