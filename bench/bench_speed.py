@@ -5,7 +5,8 @@
 Prints and writes a Markdown table:
 - the fp32 and bf16 matrix-multiply peak of this machine, and the transformer's forward
   pass as a fraction of it;
-- one clip (12 steps and the scheduler's 2 refinement steps, guidance 3, batched), and a 5-frame-primed continuation of 6 new
+- one clip (12 steps and the scheduler's 2 refinement steps, guidance 3, batched), the
+  same clip without the refinement steps, and a 5-frame-primed continuation of 6 new
   frames, as new frames per second against 8 fps playback;
 - story cost: 16 segments against 2 (linear would be 8x);
 - regenerating segment k of n against rendering one segment (k = 1 and n; n = 4, 16);

@@ -113,7 +113,8 @@ def main():
               flush=True)
     rows = []
     for key, label in (("clip_12_steps_s", "sample one clip (11 frames), 12 steps"),
-                       ("clip_s", "sample one clip, 12 + 2 refinement steps (ours as shipped)"), ("continuation_s", "continuation, 5 primed + 6 new frames"),
+                       ("clip_s", "sample one clip, 12 + 2 refinement steps (ours as shipped)"),
+                       ("continuation_s", "continuation, 5 primed + 6 new frames"),
                        ("tokenizer_step_s", "tokenizer train step (16 videos)"),
                        ("transformer_step_s", "transformer train step (32 videos)")):
         a = statistics.median(m[key] for m in mine)
