@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 from phenaki_core import MaskGitScheduler
-from phenaki_core.eval.evaluate import clip_prompts, generate, _score
+from phenaki_core.eval.checker import check_clip, summarize
+from phenaki_core.eval.evaluate import clip_prompts, generate
 from phenaki_core.pipelines import DEFAULT_GUIDANCE, load_pipeline
 from phenaki_core.runtime import keep_freed_memory
 
@@ -39,7 +40,7 @@ def main():
         for seed in seeds:
             prompts = clip_prompts(np.random.default_rng([seed, 0 if args.split == "train" else 1]), args.n, args.split)
             clips = generate(pipe, prompts, setting.get("steps", 12), setting.get("guidance", DEFAULT_GUIDANCE), seed)
-            scores.append(_score(clips, prompts))
+            scores.append(summarize([check_clip(c, p) for c, p in zip(clips, prompts)]))
         per_seed = " ".join(f"{s['adherence']:.1%}" for s in scores)
         print(f"{json.dumps(setting):60s} {args.split}: {np.mean([s['adherence'] for s in scores]):.1%} "
               f"(seeds {per_seed}; shape {np.mean([s['shape'] for s in scores]):.1%}, "

@@ -23,6 +23,7 @@ def test_schedule_reveals_per_cosine_counting_only_generated_positions():
 
 
 def test_refinement_redraws_the_least_likely_generated_tokens_greedily():
+    torch.manual_seed(0)
     sched = MaskGitScheduler(mask_token_id=16, choice_temperature=0.0, refine_steps=2, refine_fraction=0.25)
     sched.set_timesteps(3)
     assert len(sched.timesteps) == 5
@@ -39,8 +40,9 @@ def test_refinement_redraws_the_least_likely_generated_tokens_greedily():
     remasked = tokens == 16
     assert int(remasked.sum()) == 8  # floor(32 * 0.25 * 2/2), all among the least likely draws
     assert (remasked <= flat).all() and (tokens[:, :2] == 5).all()
-    greedy = torch.full((1, 4, 4, 4, 16), -10.0)
-    greedy[..., 7] = 0.0  # the redraw takes the argmax
+    # Code 7 is the argmax but only 15% likely: a draw at temperature 1 would miss it.
+    greedy = torch.zeros(1, 4, 4, 4, 16)
+    greedy[..., 7] = 1.0
     tokens = sched.step(greedy, 3, tokens, torch.Generator().manual_seed(3))
     assert int((tokens == 16).sum()) == 4  # floor(32 * 0.25 * 1/2)
     redrawn = remasked & (tokens != 16)

@@ -57,10 +57,9 @@ class MaskGitScheduler(SchedulerMixin, ConfigMixin):
         return 1.0 + self.config.refine_guidance * (guidance_scale - 1.0)
 
     def refine_count(self, step: int) -> torch.LongTensor:
-        """How many of the generated tokens are re-masked after `step`, in the refinement phase."""
-        r = step - (self.num_inference_steps - 1)
-        left = self.config.refine_steps - r
-        if r < 0 or left <= 0:
+        """How many of the generated tokens are re-masked after `step`, from the last MaskGIT step on."""
+        left = self.config.refine_steps - (step - (self.num_inference_steps - 1))
+        if left <= 0:
             return torch.zeros_like(self._to_generate)
         return (self._to_generate.float() * self.config.refine_fraction * left / self.config.refine_steps).floor().long()
 
