@@ -110,6 +110,16 @@ def test_rendering_workers_each_draw_their_own_batches_as_uint8():
     assert torch.equal(frames, first.videos.float() / 127.5 - 1)
 
 
+def test_stills_join_the_videos_as_plain_clips_of_their_image():
+    b = next(shapes_world_batches(seed=5, n_videos=3, n_images=4, size=32))
+    s = b.with_stills(0.5)
+    assert s.videos.shape == (5, 3, sw.CLIP_FRAMES, 32, 32) and torch.equal(s.videos[:3], b.videos)
+    assert torch.equal(s.videos[3], b.images[0].expand(-1, sw.CLIP_FRAMES, -1, -1))
+    assert s.video_captions == b.video_captions + b.image_captions[:2]
+    assert s.context_frames.tolist() == b.context_frames.tolist() + [0, 0]  # scored on every frame
+    assert torch.equal(s.images, b.images) and b.with_stills(0.0) is b
+
+
 def run(*args):
     return subprocess.run([sys.executable, "-m", "phenaki_core.cli", *args], capture_output=True, text=True, timeout=600)
 
@@ -126,7 +136,8 @@ def test_trainers_run_resume_and_generate(tmp_path):
     assert (tmp_path / "tok" / "loss.png").stat().st_size > 1000
 
     tr = run("train-transformer", "--tokenizer", str(tmp_path / "tok" / "cvivit"), "--out", str(tmp_path / "tr"),
-             "--steps", "3", "--batch-videos", "2", "--batch-images", "1", "--eval-every", "1000", "--workers", "2",
+             "--steps", "3", "--batch-videos", "2", "--batch-images", "2", "--still-fraction", "0.5", "--eval-every", "1000",
+             "--workers", "2",
              "--config", json.dumps(TINY_TRANSFORMER))
     assert tr.returncode == 0, tr.stderr[-2000:]
     model = tmp_path / "tr" / "pipeline"

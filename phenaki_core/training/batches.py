@@ -23,6 +23,18 @@ class Batch:
     image_captions: list[str]
     context_frames: torch.Tensor  # (B,) frames before the caption applies; 0 for plain clips
 
+    def with_stills(self, fraction: float) -> "Batch":
+        """The first `fraction` of the images also as still clips (the image repeated over
+        the clip, under the image's caption), appended to the videos as plain clips: what
+        only images show then reaches the temporal frames too."""
+        n = int(len(self.images) * fraction)
+        if n == 0:
+            return self
+        stills = self.images[:n].expand(-1, -1, self.videos.shape[2], -1, -1)
+        return Batch(torch.cat([self.videos, stills]), self.video_captions + self.image_captions[:n],
+                     self.images, self.image_captions,
+                     torch.cat([self.context_frames, torch.zeros(n, dtype=self.context_frames.dtype)]))
+
 
 def on_device(frames: torch.Tensor, device) -> torch.Tensor:
     """A batch's videos or images on `device` as float in [-1, 1]; uint8 converts there."""

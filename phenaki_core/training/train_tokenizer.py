@@ -80,11 +80,8 @@ def main(args):
     bar = tqdm(total=args.steps, initial=step, disable=not acc.is_local_main_process, dynamic_ncols=True)
     t0 = time.time()
     while not budget.done(step):
-        b = next(batches)
-        videos, images = on_device(b.videos, acc.device), on_device(b.images, acc.device)
-        n_still = int(len(images) * args.still_fraction)
-        stills = images[:n_still].expand(-1, -1, args.frames, -1, -1)
-        clips = torch.cat([videos, stills]) if n_still else videos
+        b = next(batches).with_stills(args.still_fraction)
+        clips, images = on_device(b.videos, acc.device), on_device(b.images, acc.device)
         with acc.autocast():
             recon_v, tokens = model(clips)
             recon_i, _ = model(images) if len(images) else (None, None)

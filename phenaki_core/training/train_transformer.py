@@ -2,7 +2,9 @@
 
 Masked-token cross-entropy with the cosine mask ratio; 10% of prompts dropped to the
 null text (for classifier-free guidance); images as first frames whose loss covers the
-first frame only; continuation: story clips keep the frames before their change as a
+first frame only, and optionally also as still clips (the image repeated over the clip,
+`--still-fraction`): a style seen only in images, such as Shapes World's outlines, then
+has tokens in the tubelet frames too, which first frames alone never give it; continuation: story clips keep the frames before their change as a
 frozen, unscored prefix, and some plain clips keep a K-frame prefix, so "frozen past plus
 a new prompt" is a situation the model has trained on.
 """
@@ -30,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="start from this transformer folder's weights, wherever this config has the same shapes")
     p.add_argument("--text-dropout", type=float, default=0.1)
     p.add_argument("--story-fraction", type=float, default=0.2)
+    p.add_argument("--still-fraction", type=float, default=0.0,
+                   help="images also trained as still clips, scored on every frame (0: first frames only, as the paper)")
     p.add_argument("--continuation-fraction", type=float, default=0.25)
     p.add_argument("--context-frames", type=int, default=5)
     p.add_argument("--object-weight", type=float, default=4.0,
@@ -97,7 +101,7 @@ def main(args):
     bar = tqdm(total=args.steps, initial=step, disable=not acc.is_local_main_process, dynamic_ncols=True)
     t0 = time.time()
     while not budget.done(step):
-        b = next(batches)
+        b = next(batches).with_stills(args.still_fraction)
         with torch.no_grad():
             video_tokens = tokenizer.tokenize(on_device(b.videos, acc.device))
             image_tokens = tokenizer.tokenize(on_device(b.images, acc.device)) if len(b.images) else video_tokens[:0, :1]
