@@ -229,8 +229,9 @@ def evaluate(pipe, out_dir: str | Path, n: int = 64, seed: int = 0, steps: int =
 
     if video_only_pipe is not None:
         prompts = prompt_sets["outlined"]
-        results["table2"] = {"joint (video + images)": results["outlined"],
-                             "video only": _score(generate(video_only_pipe, prompts, steps, guidance, seed), prompts)}
+        clips = generate(video_only_pipe, prompts, steps, guidance, seed)
+        results["table2"] = {"joint (video + images)": results["outlined"], "video only": _score(clips, prompts)}
+        files["table2"] = _save_samples(list(clips), out_dir / "samples_outlined_video_only.png", pipe.clip_frames)
     if per_frame_tokenizer is not None and cvivit_baseline is not None:
         tokenizers = {"per-frame": per_frame_tokenizer, "C-ViViT (same budget)": cvivit_baseline}
         if cvivit_baseline is not pipe.vqvae:
@@ -291,7 +292,8 @@ def _report(results: dict, files: dict, settings: dict) -> str:
     if "table2" in results:
         lines += ["\"Outlined\" appears only in the image data. The same outlined prompts (same seed), generated as "
                   "videos by the joint image-video model and by the same transformer trained on video only.", "",
-                  *_adherence_table(results["table2"], "model"), ""]
+                  *_adherence_table(results["table2"], "model"), "",
+                  f"Samples: [joint]({files['outlined'].name}), [video only]({files['table2'].name})", ""]
     else:
         lines += ["Not run: pass `video_only_pipe` (the CLI's `--video-only-model`).", ""]
 

@@ -73,19 +73,19 @@ class Checkpointer:
         import matplotlib.pyplot as plt
 
         rows = [json.loads(line) for line in open(self.dir / "log.jsonl")]
+        keys = [k for k in keys if any(k in r for r in rows)]  # no empty panels (no adversarial loss yet, say)
+        if not keys:
+            return
         fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
         for ax, key in zip(axes[0], keys):
-            pts = [(r["step"], r[key]) for r in rows if key in r]
-            if not pts:
-                continue
-            steps, values = zip(*pts)
+            steps, values = zip(*[(r["step"], r[key]) for r in rows if key in r])
             ax.plot(steps, values, lw=0.6, alpha=0.4)
             k = max(1, len(values) // 50)
             smooth = [sum(values[max(0, i - k): i + 1]) / len(values[max(0, i - k): i + 1]) for i in range(len(values))]
             ax.plot(steps, smooth, lw=1.5)
             ax.set_title(key)
             ax.set_xlabel("step")
-            if all(v > 0 for v in values):
+            if min(values) > 0 and max(values) > 10 * min(values):  # losses: log; rates and PSNR: linear
                 ax.set_yscale("log")
         fig.tight_layout()
         fig.savefig(self.dir / "loss.png", dpi=90)

@@ -135,4 +135,4 @@ def save(acc, ckpt, model, disc, opt, d_opt, ema, step):
     ckpt.save({"model": acc.unwrap_model(model).state_dict(), "disc": acc.unwrap_model(disc).state_dict(),
                "opt": opt.state_dict(), "d_opt": d_opt.state_dict(), "ema": ema.model.state_dict(), "step": step})
     ema.model.save_pretrained(ckpt.dir / "cvivit")
-    ckpt.plot(["l2", "d_loss", "seen", "psnr"])
+    ckpt.plot(["l2", "d_loss", "seen", "outlined", "psnr"])
