@@ -7,13 +7,18 @@
 #   TOKENIZER_MINUTES / TRANSFORMER_MINUTES   wall-time budgets for this invocation
 #   RUNS                                      run folder (default runs/)
 #   WORKERS, BATCH_VIDEOS, BATCH_IMAGES, LR   the transformer stage's data and optimizer
+#   STILL_FRACTION                            images also trained as still clips (session 6: 0.5)
+#   TOKENIZER                                 the tokenizer the transformer trains on, e.g. the
+#                                             candidate checkpoints/cvivit-outlined (new tokens:
+#                                             start a fresh run folder for it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
 MODEL=assets/phenaki-shapes-64
 TOKENIZER_MINUTES=${TOKENIZER_MINUTES:-0}
 TRANSFORMER_MINUTES=${TRANSFORMER_MINUTES:-60}
-WORKERS=${WORKERS:-0}; BATCH_VIDEOS=${BATCH_VIDEOS:-24}; BATCH_IMAGES=${BATCH_IMAGES:-6}; LR=${LR:-7e-4}
+WORKERS=${WORKERS:-0}; BATCH_VIDEOS=${BATCH_VIDEOS:-24}; BATCH_IMAGES=${BATCH_IMAGES:-12}; LR=${LR:-1e-4}
+STILL_FRACTION=${STILL_FRACTION:-0.5}
 
 # The tokenizer stage trains the decoder alone (--decoder-only): the encoder, and so the
 # tokens the transformer was trained on, stay fixed, and a better decoder improves every
@@ -28,13 +33,13 @@ fi
 
 # The transformer trains on the frozen tokenizer. A new machine has no runs/: it then
 # starts from the shipped model's weights (--init), so training spans sessions.
-TOKENIZER="$RUNS/tok/cvivit"
+TOKENIZER=${TOKENIZER:-$RUNS/tok/cvivit}
 INIT=()
 if [ ! -d "$TOKENIZER" ]; then TOKENIZER="$MODEL/vqvae"; fi
 if [ ! -f "$RUNS/mg/state.pt" ] && [ -d "$MODEL/transformer" ]; then INIT=(--init "$MODEL/transformer"); fi
 phenaki train-transformer --tokenizer "$TOKENIZER" --out "$RUNS/mg" --resume "${INIT[@]}" \
   --minutes "$TRANSFORMER_MINUTES" --lr "$LR" --lr-decay --eval-every 1000 --workers "$WORKERS" \
-  --batch-videos "$BATCH_VIDEOS" --batch-images "$BATCH_IMAGES" \
+  --batch-videos "$BATCH_VIDEOS" --batch-images "$BATCH_IMAGES" --still-fraction "$STILL_FRACTION" \
   --config '{"width": 256, "depth": 4, "heads": 4}'
 
 # Keep the model card and the tuned sampling settings (the scheduler's, chosen by the card's sweeps).

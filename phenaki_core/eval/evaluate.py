@@ -276,7 +276,7 @@ def _report(results: dict, files: dict, settings: dict) -> str:
         "## Prompt adherence", "",
         "Fraction of clips whose colour, shape, style and motion all match the prompt, and each attribute alone.", "",
         *_adherence_table({k: results[k] for k in ("seen", "held-out", "outlined")}), "",
-        "Samples: " + ", ".join(f"[{k}]({p.name})" for k, p in files.items() if k != "stories"), "",
+        "Samples: " + ", ".join(f"[{k}]({p.name})" for k, p in files.items() if k in ("seen", "held-out", "outlined")), "",
         "## Stories", "",
         f"Stories of 4 to 8 segments, each segment one continuation clip of {new_frames} new frames after "
         f"{CONTEXT_FRAMES} context frames; the prompt changes motion, then colour, then shape. At each switch: "
