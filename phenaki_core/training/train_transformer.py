@@ -2,11 +2,15 @@
 
 Masked-token cross-entropy with the cosine mask ratio; 10% of prompts dropped to the
 null text (for classifier-free guidance); images as first frames whose loss covers the
-first frame only, and optionally also as still clips (the image repeated over the clip,
-`--still-fraction`): a style seen only in images, such as Shapes World's outlines, then
-has tokens in the tubelet frames too, which first frames alone never give it; continuation: story clips keep the frames before their change as a
+first frame only; continuation: story clips keep the frames before their change as a
 frozen, unscored prefix, and some plain clips keep a K-frame prefix, so "frozen past plus
 a new prompt" is a situation the model has trained on.
+
+Images can also train as still clips (the image repeated over the clip,
+`--still-fraction`). C-ViViT codes a first frame and a later tubelet with separate
+embeddings, so a style seen only in images (Shapes World's outlines) has first-frame
+codes but no tubelet codes, and a video in that style fills in after its first frame.
+Still clips give the tubelet codes a target.
 """
 import argparse
 import json
