@@ -33,9 +33,12 @@ fi
 
 # The transformer trains on the frozen tokenizer. A new machine has no runs/: it then
 # starts from the shipped model's weights (--init), so training spans sessions.
-TOKENIZER=${TOKENIZER:-$RUNS/tok/cvivit}
+# A tokenizer named by the caller must exist; unnamed, this run's own, else the shipped one.
+if [ -n "${TOKENIZER:-}" ]; then
+  [ -d "$TOKENIZER" ] || { echo "TOKENIZER=$TOKENIZER is not a folder" >&2; exit 2; }
+elif [ -d "$RUNS/tok/cvivit" ]; then TOKENIZER="$RUNS/tok/cvivit"
+else TOKENIZER="$MODEL/vqvae"; fi
 INIT=()
-if [ ! -d "$TOKENIZER" ]; then TOKENIZER="$MODEL/vqvae"; fi
 if [ ! -f "$RUNS/mg/state.pt" ] && [ -d "$MODEL/transformer" ]; then INIT=(--init "$MODEL/transformer"); fi
 phenaki train-transformer --tokenizer "$TOKENIZER" --out "$RUNS/mg" --resume "${INIT[@]}" \
   --minutes "$TRANSFORMER_MINUTES" --lr "$LR" --lr-decay --eval-every 1000 --workers "$WORKERS" \
