@@ -167,3 +167,64 @@ def test_decoder_only_training_leaves_the_encoder_and_so_the_tokens_unchanged(tm
     clip = one_clip()
     assert torch.equal(before.tokenize(clip), after.tokenize(clip))
     assert not torch.equal(before.head[0].weight, after.head[0].weight)  # the decoder did train
+
+
+def test_code_transfer_moves_each_code_table_row_to_the_new_code_found_in_its_place():
+    from phenaki_core.training.code_transfer import transfer_codes
+
+    torch.manual_seed(0)
+    old = MaskGitTransformer(codebook_size=8, latent_frames=2, grid=2, text_dim=8, **TINY_TRANSFORMER)
+    new = MaskGitTransformer.from_config(old.config)
+    new.load_state_dict(old.state_dict())
+    perm = torch.tensor([3, 0, 1, 2, 5, 4, 6, 7])  # new code c stood where old code perm[c] stood
+    counts = torch.zeros(8, 8, dtype=torch.float64)
+    counts[torch.arange(7), perm[:7]] = 10.0  # new code 7 never occurs
+    assert transfer_codes(new, counts) == 1
+    tokens = torch.tensor([[[[0, 1], [2, 4]], [[5, 6], [8, 3]]]])  # 8: the mask id, which keeps its row
+    text, mask = torch.randn(1, 3, 8), torch.ones(1, 3, dtype=torch.bool)
+    old_tokens = torch.where(tokens < 7, perm[tokens.clamp(max=6)], tokens)
+    with torch.no_grad():
+        mapped, original = new(tokens, text, mask), old(old_tokens, text, mask)
+    assert torch.allclose(mapped[..., :7], original[..., perm[:7]], atol=1e-5)
+    assert torch.equal(new.to_logits.weight[7], old.to_logits.weight[7])
+
+    counts[2, 5] = 10.0  # a new code found half where old code 1 was, half where old code 5 was
+    again = MaskGitTransformer.from_config(old.config)
+    again.load_state_dict(old.state_dict())
+    transfer_codes(again, counts)
+    halfway = (old.token_emb.weight[1] + old.token_emb.weight[5]) / 2
+    assert torch.allclose(again.token_emb.weight[2], halfway, atol=1e-6)
+
+
+def test_code_cooccurrence_of_a_tokenizer_with_itself_is_its_code_counts():
+    from phenaki_core.training.code_transfer import code_cooccurrence
+
+    torch.manual_seed(0)
+    tok = CViViT(image_size=32, **TINY_TOKENIZER).eval()
+    batch = next(shapes_world_batches(seed=2, n_videos=2, n_images=2, size=32))
+    counts = code_cooccurrence(tok, tok, [batch])
+    assert counts.sum() == 2 * 6 * 16 + 2 * 16  # every position of every clip and image, once
+    assert counts.sum() == counts.diag().sum()
+    other = CViViT(image_size=32, **{**TINY_TOKENIZER, "fsq_levels": (8, 5, 5, 5)})
+    try:
+        code_cooccurrence(tok, other, [batch])
+    except ValueError as e:
+        assert "same codebook size" in str(e)
+    else:
+        raise AssertionError("tokenizers with different codebooks were paired")
+
+
+def test_transformer_training_carries_an_init_over_to_another_tokenizer(tmp_path):
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        CViViT(image_size=32, **TINY_TOKENIZER).save_pretrained(tmp_path / f"tok{seed}")
+    MaskGitTransformer(latent_frames=6, grid=4, **TINY_TRANSFORMER).save_pretrained(tmp_path / "init")
+    common = ["--tokenizer", str(tmp_path / "tok1"), "--init-tokenizer", str(tmp_path / "tok0"), "--steps", "2",
+              "--batch-videos", "2", "--batch-images", "2", "--eval-every", "1000", "--config", json.dumps(TINY_TRANSFORMER)]
+    out = run("train-transformer", "--out", str(tmp_path / "run"), "--init", str(tmp_path / "init"), *common)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "code tables carried over" in out.stdout + out.stderr
+    init, trained = MaskGitTransformer.from_pretrained(tmp_path / "init"), MaskGitTransformer.from_pretrained(tmp_path / "run" / "pipeline" / "transformer")
+    assert not torch.allclose(init.token_emb.weight, trained.token_emb.weight, atol=1e-2)
+    alone = run("train-transformer", "--out", str(tmp_path / "alone"), *common)
+    assert alone.returncode != 0 and "give --init too" in alone.stderr and "Traceback" not in alone.stderr

@@ -26,6 +26,7 @@ from ..schedulers import MaskGitScheduler
 from ..text import TextEncoder
 from . import losses
 from .batches import folder_batches, on_device, shapes_world_batches
+from .code_transfer import code_cooccurrence, transfer_codes
 from .common import EMA, Budget, Checkpointer, add_run_arguments, learning_rate, warm_start
 
 
@@ -34,6 +35,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--tokenizer", required=True, help="folder of a trained CViViT (save_pretrained)")
     p.add_argument("--init", default=None,
                    help="start from this transformer folder's weights, wherever this config has the same shapes")
+    p.add_argument("--init-tokenizer", default=None,
+                   help="the tokenizer --init was trained on, when --tokenizer is another one: its code tables "
+                        "are carried over to the new codes by their co-occurrence on training clips")
     p.add_argument("--text-dropout", type=float, default=0.1)
     p.add_argument("--story-fraction", type=float, default=0.2)
     p.add_argument("--still-fraction", type=float, default=0.0,
@@ -80,6 +84,16 @@ def main(args):
         fresh = warm_start(model, MaskGitTransformer.from_pretrained(args.init))
         if fresh:
             acc.print(f"--init: these start fresh (new or reshaped in this config): {', '.join(fresh)}")
+        if args.init_tokenizer:  # before prepare: every process computes the same tables from the same clips
+            old = CViViT.from_pretrained(args.init_tokenizer).eval().requires_grad_(False).to(acc.device)
+            batches = training_batches(args, tokenizer, seed=args.seed)
+            counts = code_cooccurrence(old, tokenizer, [next(batches).with_stills(0.5) for _ in range(20)])
+            unused = transfer_codes(model, counts)
+            agree = counts.max(1).values.sum() / counts.sum()
+            acc.print(f"--init-tokenizer: code tables carried over ({agree:.0%} of positions hold their new "
+                      f"code's most frequent old code; {unused} codes never seen keep their rows)")
+    elif args.init_tokenizer:
+        raise SystemExit("--init-tokenizer names the tokenizer of an --init transformer: give --init too")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     ema = EMA(model, decay=0.998)
     ckpt, step = Checkpointer(args.out, 60 * args.checkpoint_minutes), 0
@@ -94,12 +108,7 @@ def main(args):
     k_latent = tokenizer.latent_frames(args.context_frames)
 
     seed = args.seed * 1000 + step + acc.process_index
-    if args.videos:
-        batches = folder_batches(args.videos, args.images, args.batch_videos, args.batch_images,
-                                 tokenizer.config.image_size, args.frames, args.fps, seed)
-    else:
-        batches = shapes_world_batches(seed, args.batch_videos, args.batch_images, tokenizer.config.image_size,
-                                       args.frames, args.story_fraction, args.workers)
+    batches = training_batches(args, tokenizer, seed)
     gen = torch.Generator().manual_seed(seed)
     budget = Budget(args.steps, args.minutes, start_step=step)
     bar = tqdm(total=args.steps, initial=step, disable=not acc.is_local_main_process, dynamic_ncols=True)
@@ -153,6 +162,14 @@ def main(args):
     if acc.is_main_process:
         save(acc, ckpt, model, opt, ema, step, text_encoder, tokenizer)
     bar.close()
+
+
+def training_batches(args, tokenizer, seed):
+    if args.videos:
+        return folder_batches(args.videos, args.images, args.batch_videos, args.batch_images,
+                              tokenizer.config.image_size, args.frames, args.fps, seed)
+    return shapes_world_batches(seed, args.batch_videos, args.batch_images, tokenizer.config.image_size,
+                                args.frames, args.story_fraction, args.workers)
 
 
 def assemble(text_encoder, tokenizer, transformer) -> PhenakiPipeline:
