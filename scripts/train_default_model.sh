@@ -10,7 +10,8 @@
 #   STILL_FRACTION                            images also trained as still clips (session 6: 0.5)
 #   TOKENIZER                                 the tokenizer the transformer trains on, e.g. the
 #                                             candidate checkpoints/cvivit-outlined (new tokens:
-#                                             start a fresh run folder for it)
+#                                             start a fresh run folder for it; the shipped
+#                                             transformer's code tables are carried over to them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
@@ -39,7 +40,10 @@ if [ -n "${TOKENIZER:-}" ]; then
 elif [ -d "$RUNS/tok/cvivit" ]; then TOKENIZER="$RUNS/tok/cvivit"
 else TOKENIZER="$MODEL/vqvae"; fi
 INIT=()
-if [ ! -f "$RUNS/mg/state.pt" ] && [ -d "$MODEL/transformer" ]; then INIT=(--init "$MODEL/transformer"); fi
+if [ ! -f "$RUNS/mg/state.pt" ] && [ -d "$MODEL/transformer" ]; then
+  INIT=(--init "$MODEL/transformer")
+  if [ "$TOKENIZER" != "$MODEL/vqvae" ]; then INIT+=(--init-tokenizer "$MODEL/vqvae"); fi
+fi
 phenaki train-transformer --tokenizer "$TOKENIZER" --out "$RUNS/mg" --resume "${INIT[@]}" \
   --minutes "$TRANSFORMER_MINUTES" --lr "$LR" --lr-decay --eval-every 1000 --workers "$WORKERS" \
   --batch-videos "$BATCH_VIDEOS" --batch-images "$BATCH_IMAGES" --still-fraction "$STILL_FRACTION" \
