@@ -11,6 +11,10 @@ Images can also train as still clips (the image repeated over the clip,
 embeddings, so a style seen only in images (Shapes World's outlines) has first-frame
 codes but no tubelet codes, and a video in that style fills in after its first frame.
 Still clips give the tubelet codes a target.
+
+A transformer can start from one trained on another tokenizer's codes (`--init` with
+`--init-tokenizer`): its code tables are carried over by where the codes co-occur
+(code_transfer.py), so a retrained tokenizer does not cost a transformer from scratch.
 """
 import argparse
 import json
