@@ -8,10 +8,10 @@
 #   RUNS                                      run folder (default runs/)
 #   WORKERS, BATCH_VIDEOS, BATCH_IMAGES, LR   the transformer stage's data and optimizer
 #   STILL_FRACTION                            images also trained as still clips (session 6: 0.5)
-#   TOKENIZER                                 the tokenizer the transformer trains on, e.g. the
-#                                             candidate checkpoints/cvivit-outlined (new tokens:
-#                                             start a fresh run folder for it; the shipped
-#                                             transformer's code tables are carried over to them)
+#   TOKENIZER                                 the tokenizer the transformer trains on, e.g. one
+#                                             retrained with its encoder (new tokens: start a
+#                                             fresh run folder for it; the shipped transformer's
+#                                             code tables are carried over to them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
