@@ -91,6 +91,8 @@ def main(args):
         if args.init_tokenizer:  # before prepare: every process computes the same tables from the same clips
             old = CViViT.from_pretrained(args.init_tokenizer).eval().requires_grad_(False).to(acc.device)
             batches = training_batches(args, tokenizer, seed=args.seed)
+            # Still clips too, whatever --still-fraction says: the codes of what only images show,
+            # in later frames, occur nowhere else and would keep rows meant for other codes.
             counts = code_cooccurrence(old, tokenizer, [next(batches).with_stills(0.5) for _ in range(20)])
             unused = transfer_codes(model, counts)
             agree = counts.max(1).values.sum() / counts.sum()
