@@ -262,7 +262,8 @@ class Studio:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = self._file("exports", f"phenaki-story-{stamp}-{secrets.token_hex(2)}.{fmt}")
         size = None if fmt == "npy" else int(s.export_size)  # .npy: the raw frames, as generated
-        return export_story(frames, self.project.story(), path, fps=s.fps, size=size, resample="nearest",
+        story = replace(self.project.story(), model_revision=self.pipe.revision)
+        return export_story(frames, story, path, fps=s.fps, size=size, resample="nearest",
                             init_frames=self.project.init_frames)
 
     def project_file(self) -> Path:

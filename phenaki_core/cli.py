@@ -1,6 +1,7 @@
 """The `phenaki` command: train-tokenizer, train-transformer, evaluate, generate."""
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -8,13 +9,17 @@ def _generate(args):
     import torch
 
     from .io import export_story, load_init_frames, load_sidecar
-    from .pipelines import Segment, Story, StoryError, StoryRenderer, load_pipeline
+    from .pipelines import DEFAULT_MODEL, Segment, Story, StoryError, StoryRenderer, load_pipeline
 
     pipe = load_pipeline(args.model, device=args.device, dtype=torch.bfloat16 if args.bf16 else None)
+    model, revision = Path(args.model or DEFAULT_MODEL).resolve().name, pipe.revision
     init = None
     try:
         if args.story:
             story, init = load_sidecar(args.story)
+            if story.model_revision not in (None, revision):
+                print(f"warning: {args.story} was rendered with {story.model} (revision {story.model_revision}); "
+                      f"this is {model} (revision {revision}), so the frames will differ", file=sys.stderr)
         else:
             if not args.prompt:
                 raise StoryError("give at least one --prompt, or --story story.json")
@@ -22,6 +27,7 @@ def _generate(args):
                           num_inference_steps=args.steps, guidance_scale=args.guidance)
             if args.init:
                 init = load_init_frames(args.init, pipe.frame_size, story.context_frames)
+        story = replace(story, model=model, model_revision=revision)  # what this render used
         story.validate(pipe.clip_frames, pipe.vqvae.config.temporal_patch_size)
     except (ValueError, OSError) as e:
         sys.exit(f"error: {e}")

@@ -101,6 +101,7 @@ def test_story_render_regenerate_export(server, tiny_pipe):
     # the sidecar alone renders the same frames again, bit for bit
     data = json.loads(open(sidecar).read())
     assert data["segments"][1]["prompt"] == "a green circle moves left" and data["export"]["fps"] == 8
+    assert data["model"] == "tiny" and data["model_revision"] == tiny_pipe.revision
     again = StoryRenderer(tiny_pipe, Story.from_dict(data))
     again.render()
     assert np.array_equal(again.frames(), second)

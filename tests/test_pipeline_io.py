@@ -5,6 +5,9 @@ import subprocess
 import sys
 
 import numpy as np
+import torch
+
+from phenaki_core import MaskGitScheduler
 
 
 SCRIPT = """
@@ -30,3 +33,38 @@ def test_round_trip_in_a_fresh_offline_process(tiny_pipe, tmp_path):
                    timeout=300)
     assert np.array_equal(np.load(tmp_path / "out.npy"), expected)
     assert expected.shape == (26, 32, 32, 3)
+
+
+def test_revision_follows_the_weights_and_the_sampling_settings(tiny_pipe):
+    from conftest import make_tiny_pipeline
+
+    twin = make_tiny_pipeline(text_encoder=tiny_pipe.text_encoder)
+    assert twin.revision == tiny_pipe.revision
+    with torch.no_grad():
+        twin.transformer.to_logits.weight[0, 0] += 1e-3
+    assert twin.revision != tiny_pipe.revision
+    twin = make_tiny_pipeline(text_encoder=tiny_pipe.text_encoder)
+    twin.scheduler = MaskGitScheduler.from_config(twin.scheduler.config, refine_steps=0)
+    assert twin.revision != tiny_pipe.revision
+
+
+def test_cli_sidecar_names_its_model_and_warns_when_rendered_on_other_weights(tiny_pipe, tmp_path):
+    from conftest import make_tiny_pipeline
+
+    ours, other = tmp_path / "ours", tmp_path / "other"
+    tiny_pipe.save_pretrained(ours)
+    make_tiny_pipeline(seed=1, text_encoder=tiny_pipe.text_encoder).save_pretrained(other)
+
+    def generate(model, *args, out):
+        run = subprocess.run([sys.executable, "-m", "phenaki_core.cli", "generate", "--model", str(model), *args,
+                              "--out", str(tmp_path / out)], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return run.stderr, np.load(tmp_path / out), json.loads((tmp_path / out).with_suffix(".story.json").read_text())
+
+    _, first, sidecar = generate(ours, "--prompt", "a red circle moves left", "--steps", "2", out="a.npy")
+    assert sidecar["model"] == "ours" and sidecar["model_revision"] == tiny_pipe.revision
+    log, again, _ = generate(ours, "--story", str(tmp_path / "a.story.json"), out="b.npy")
+    assert "warning" not in log and np.array_equal(again, first)
+    log, _, moved = generate(other, "--story", str(tmp_path / "a.story.json"), out="c.npy")
+    assert f"revision {tiny_pipe.revision}" in log and "frames will differ" in log
+    assert moved["model"] == "other" and moved["model_revision"] not in (None, tiny_pipe.revision)

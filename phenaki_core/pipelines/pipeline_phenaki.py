@@ -4,6 +4,8 @@ One clip is the unit of generation. A prompt list is a story: it is handed to th
 engine (story.py), which calls `generate_clip` once per clip, each continuing from the
 re-encoded last frames of the one before.
 """
+import hashlib
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -52,6 +54,19 @@ class PhenakiPipeline(DiffusionPipeline):
     @property
     def fps(self) -> int:
         return self.config.fps
+
+    @property
+    def revision(self) -> str:
+        """A fingerprint of everything that decides the frames: the weights as loaded (dtype
+        included) and the scheduler's settings. A story sidecar records it, so re-rendering
+        on other weights, e.g. after the shipped model was retrained, is told, not silent."""
+        settings = {k: v for k, v in self.scheduler.config.items() if not k.startswith("_")}  # not load bookkeeping
+        h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+        for module in (self.text_encoder, self.vqvae, self.transformer):
+            for name, tensor in module.state_dict().items():
+                h.update(name.encode())
+                h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()[:12]
 
     # -- text -----------------------------------------------------------------------
     def _encode_one(self, prompt: str, device, dtype):

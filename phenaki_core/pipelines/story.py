@@ -51,6 +51,7 @@ class Story:
     guidance_scale: float = DEFAULT_GUIDANCE
     context_frames: int = 5
     model: str = "phenaki-shapes-64"
+    model_revision: str | None = None  # the pipeline's `revision` it was rendered with
 
     def validate(self, clip_frames: int = 11, temporal_patch: int = 2) -> "Story":
         if not self.segments:
@@ -73,6 +74,8 @@ class Story:
         g = self.guidance_scale
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or not 0 <= g <= 20:
             raise StoryError(f"guidance must be a finite number from 0 to 20, got {g!r}")
+        if not (self.model_revision is None or isinstance(self.model_revision, str)):
+            raise StoryError(f"the model revision must be a string, got {self.model_revision!r}")
         k = self.context_frames
         if not _is_int(k) or not 1 <= k < clip_frames or (k - 1) % temporal_patch:
             raise StoryError(f"context frames must be 1 + n*{temporal_patch} and below {clip_frames}, got {k!r}")
@@ -92,7 +95,8 @@ class Story:
                 if not isinstance(s, dict) or not {"prompt", "frames"} <= set(s) <= known:
                     raise StoryError(f"malformed story file: segment {i} must have prompt and frames, and only {sorted(known)}")
             segments = [Segment(**s) for s in data["segments"]]
-            fields = {k: data[k] for k in ("num_inference_steps", "guidance_scale", "context_frames", "model") if k in data}
+            fields = {k: data[k] for k in ("num_inference_steps", "guidance_scale", "context_frames", "model",
+                                           "model_revision") if k in data}
             return cls(segments=segments, **fields)
         except (KeyError, TypeError) as e:
             raise StoryError(f"malformed story file: {e}") from None
