@@ -1,4 +1,4 @@
-"""save_pretrained / from_pretrained round trip, in a fresh process, offline."""
+"""save_pretrained / from_pretrained round trip in a fresh offline process, and the revision that sidecars record."""
 import json
 import os
 import subprocess
