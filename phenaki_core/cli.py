@@ -9,10 +9,10 @@ def _generate(args):
     import torch
 
     from .io import export_story, load_init_frames, load_sidecar
-    from .pipelines import DEFAULT_MODEL, Segment, Story, StoryError, StoryRenderer, load_pipeline
+    from .pipelines import Segment, Story, StoryError, StoryRenderer, load_pipeline
 
     pipe = load_pipeline(args.model, device=args.device, dtype=torch.bfloat16 if args.bf16 else None)
-    model, revision = Path(args.model or DEFAULT_MODEL).resolve().name, pipe.revision
+    model, revision = Path(pipe.name_or_path).resolve().name, pipe.revision
     init = None
     try:
         if args.story:
