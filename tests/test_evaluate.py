@@ -3,7 +3,8 @@ from PIL import Image
 
 from phenaki_core import CViViT
 from phenaki_core.data.shapes_world import HELD_OUT, parse_caption
-from phenaki_core.eval.evaluate import clip_prompts, evaluate, quick_adherence, story_prompts
+from phenaki_core.data import shapes_world as sw
+from phenaki_core.eval.evaluate import StoryPlanner, clip_prompts, evaluate, quick_adherence
 
 SECTIONS = ("## Prompt adherence", "## Stories", "## Table 2", "## Table 3", "## Real footage")
 
@@ -18,9 +19,32 @@ def test_prompt_sets_follow_the_contract():
     assert all((parse_caption(p)["colour"], parse_caption(p)["shape"]) in HELD_OUT
                for p in clip_prompts(rng, 20, "heldout"))
     assert all(parse_caption(p)["style"] == "outlined" for p in clip_prompts(rng, 20, outlined=True))
-    story = [parse_caption(p) for p in story_prompts(rng, 7, 6)]
+    planner = StoryPlanner(rng, 7, 6)
+    story = [parse_caption(planner.next_prompt()) for _ in range(7)]
     changed = [next(k for k in ("motion", "colour", "shape") if a[k] != b[k]) for a, b in zip(story, story[1:])]
     assert changed == ["motion", "colour", "shape"] * 2
+    assert all(s["background"] == story[0]["background"] for s in story)
+
+
+def _frame_with_object_at(x: int, y: int, size: int) -> np.ndarray:
+    scene = sw.Scene("red", "square", "stays still", "black", x=x * size / 64, y=y * size / 64, half=sw.HALF * size / 64)
+    return sw.render(scene, 1, size)[0]
+
+
+def test_story_motions_are_drawn_from_where_the_object_is():
+    """A new motion must keep the object in the frame for the segments it holds, from where
+    the model put it: near the right edge, "moves left" (too far from the centre) but never
+    "moves right"; near the top, "moves down" but never "moves up"."""
+    cases = {(54, 32): ("moves left", "moves right"), (10, 32): ("moves right", "moves left"),
+             (32, 10): ("moves down", "moves up")}
+    for size in (32, 64):
+        for (x, y), (possible, never) in cases.items():
+            motions = set()
+            for seed in range(40):
+                planner = StoryPlanner(np.random.default_rng(seed), 4, 6)
+                planner.next_prompt()
+                motions.add(parse_caption(planner.next_prompt(_frame_with_object_at(x, y, size)))["motion"])
+            assert possible in motions and never not in motions, (size, x, y, motions)
 
 
 def test_evaluation_writes_every_section(tiny_pipe, tmp_path):

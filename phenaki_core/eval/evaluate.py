@@ -22,8 +22,8 @@ from ..data import shapes_world as sw
 from ..data.folders import _duration, read_clip
 from ..io import frame_strip, write_video
 from ..pipelines.pipeline_phenaki import DEFAULT_GUIDANCE
-from ..pipelines.story import Segment, Story, StoryRenderer
-from .checker import ATTRIBUTES, check_clip, check_continuity, summarize
+from ..pipelines.story import Segment, Story, render_segment
+from .checker import ATTRIBUTES, check_clip, check_continuity, read_frame, summarize
 from .tokenizer_eval import flicker, psnr, reconstruct
 
 CHUNK = 16  # prompts per batched sampling call
@@ -65,44 +65,63 @@ def _fits(state: tuple, motion: str, frames: int) -> bool:
     return 3 <= half <= 20 and half + 1 <= min(x, y) and max(x, y) <= 63 - half
 
 
-def story_prompts(rng: np.random.Generator, n_segments: int, segment_frames: int) -> list[str]:
-    """Prompts of one story: each switch changes motion, then colour, then shape, in turn.
+# Area of a shape of half-size h, over h^2: how a reading's area gives back its half-size.
+_AREA_PER_HALF2 = {"square": 4.0, "circle": math.pi, "triangle": 2.0}
 
-    A motion holds until the next motion change, up to three segments. Motions are drawn
-    among those that keep an object starting at the centre inside the frame (and visible)
-    that long, so no prompt asks the impossible, like shrinking for 18 frames; a draw that
-    paints itself into a corner starts over.
+
+class StoryPlanner:
+    """The prompts of one evaluation story, drawn a switch at a time: each switch changes
+    motion, then colour, then shape, in turn.
+
+    A motion holds until the next motion change, up to three segments. It is drawn among
+    the motions that keep the object inside the frame and visible that long, starting from
+    where the object is in the last frame rendered so far, as a storyboard writer looking at
+    the preview would, so no prompt asks the impossible (like moving right for 18 frames
+    from the right edge). The first segment cannot know where the model will put its object
+    and plans from the centre.
     """
-    for _ in range(1000):
-        prompts = _draw_story(rng, n_segments, segment_frames)
-        if prompts is not None:
-            return prompts
-    raise RuntimeError(f"no feasible {n_segments}-segment story of {segment_frames}-frame segments")
 
+    def __init__(self, rng: np.random.Generator, n_segments: int, segment_frames: int):
+        self.rng, self.n_segments, self.segment_frames = rng, n_segments, segment_frames
+        self.colour, self.shape = sw.TRAIN_PAIRS[rng.integers(len(sw.TRAIN_PAIRS))]
+        self.background = list(sw.BACKGROUNDS)[rng.integers(len(sw.BACKGROUNDS))]
+        self.with_background = bool(rng.random() < 0.5)
+        self.motion, self.prompts = None, []
+        self.planned = (32.0, 32.0, float(sw.HALF))  # where the object would be if the model moved it exactly
 
-def _draw_story(rng: np.random.Generator, n_segments: int, segment_frames: int) -> list[str] | None:
-    colour, shape = sw.TRAIN_PAIRS[rng.integers(len(sw.TRAIN_PAIRS))]
-    background = list(sw.BACKGROUNDS)[rng.integers(len(sw.BACKGROUNDS))]
-    with_background = bool(rng.random() < 0.5)
-    state, motion, prompts = (32.0, 32.0, sw.HALF), None, []
-    for i in range(n_segments):
+    def next_prompt(self, last_frame: np.ndarray | None = None) -> str:
+        """The next segment's prompt, given the last frame rendered so far (None before the first)."""
+        i = len(self.prompts)
+        if i >= self.n_segments:
+            raise ValueError(f"the story has {self.n_segments} segments, all planned")
         change = STORY_CHANGES[(i - 1) % 3] if i else "motion"
         if change == "motion":
-            held = segment_frames * (1 if i == 0 else min(3, n_segments - i))
-            options = [m for m in sw.MOTIONS if m != motion and _fits(state, m, held)]
-            if not options:
-                return None
-            motion = options[rng.integers(len(options))]
+            state = self._state(last_frame)
+            held = self.segment_frames * (1 if i == 0 else min(3, self.n_segments - i))
+            others = [m for m in sw.MOTIONS if m != self.motion]
+            options = [m for m in others if _fits(state, m, held)] or others
+            self.motion = options[self.rng.integers(len(options))]
         elif change == "colour":
-            options = [c for c, s in sw.TRAIN_PAIRS if s == shape and c != colour]
-            colour = options[rng.integers(len(options))]
+            options = [c for c, s in sw.TRAIN_PAIRS if s == self.shape and c != self.colour]
+            self.colour = options[self.rng.integers(len(options))]
         else:
-            options = [s for c, s in sw.TRAIN_PAIRS if c == colour and s != shape]
-            shape = options[rng.integers(len(options))]
-        state = tuple(s + d * segment_frames for s, d in zip(state, sw.MOTIONS[motion]))
-        scene = sw.Scene(colour, shape, motion, background, x=0, y=0, half=0)
-        prompts.append(sw.caption(scene, with_background=with_background))
-    return prompts
+            options = [s for c, s in sw.TRAIN_PAIRS if c == self.colour and s != self.shape]
+            self.shape = options[self.rng.integers(len(options))]
+        self.planned = tuple(s + d * self.segment_frames for s, d in zip(self.planned, sw.MOTIONS[self.motion]))
+        scene = sw.Scene(self.colour, self.shape, self.motion, self.background, x=0, y=0, half=0)
+        self.prompts.append(sw.caption(scene, with_background=self.with_background))
+        return self.prompts[-1]
+
+    def _state(self, frame: np.ndarray | None) -> tuple:
+        """(x, y, half) in 64x64 pixels of the object in `frame`, held inside the frame (an object
+        half out of it can still move back in); the planned state where no object is read."""
+        reading = None if frame is None else read_frame(frame)
+        if reading is None:
+            return self.planned
+        scale = np.shape(frame)[1] / 64
+        half = min(20.0, max(3.0, math.sqrt(reading.area / _AREA_PER_HALF2[self.shape]) / scale))
+        x, y = (min(63 - half, max(half + 1, c / scale)) for c in reading.centroid)
+        return x, y, half
 
 
 # -- generation and scoring ---------------------------------------------------------------
@@ -132,20 +151,27 @@ def _stories(pipe, n_stories: int, seed: int, steps: int, guidance: float) -> tu
     """Continuity and adherence at every prompt switch (toyworld rule 8); one continuation clip per segment."""
     rng = np.random.default_rng([seed, 8])
     segment_frames = pipe.clip_frames - CONTEXT_FRAMES
-    continuous, results, videos = [], [], []
+    continuous, results, kinds, videos = [], [], [], []
     with _eval_mode(pipe.transformer, pipe.vqvae):
         for _ in range(n_stories):
-            prompts = story_prompts(rng, int(rng.integers(4, 9)), segment_frames)
-            segments = [Segment(p, segment_frames, int(rng.integers(2**31)), "continue") for p in prompts]
-            story = Story(segments, num_inference_steps=steps, guidance_scale=guidance, context_frames=CONTEXT_FRAMES)
-            rendered = StoryRenderer(pipe, story).render()
+            planner = StoryPlanner(rng, int(rng.integers(4, 9)), segment_frames)
+            story = Story([], num_inference_steps=steps, guidance_scale=guidance, context_frames=CONTEXT_FRAMES)
+            rendered, frames = [], None
+            for i in range(planner.n_segments):  # a segment's prompt is drawn once the frames before it exist
+                prompt = planner.next_prompt(None if frames is None else frames[-1])
+                story.segments.append(Segment(prompt, segment_frames, int(rng.integers(2**31)), "continue"))
+                rendered.append(render_segment(pipe, story, i, frames))
+                frames = np.concatenate([r.frames for r in rendered])
+            prompts = planner.prompts
             for before, after, prompt in zip(rendered, rendered[1:], prompts[1:]):
                 continuous.append(check_continuity(before.frames[-1], after.frames[0]))
                 results.append(check_clip(after.frames, prompt))
-            videos.append(np.concatenate([r.frames for r in rendered]))
+            kinds += [STORY_CHANGES[i % 3] for i in range(len(prompts) - 1)]
+            videos.append(frames)
     both = [c and r.follows for c, r in zip(continuous, results)]
     stats = {"stories": n_stories, "switches": len(results), "continuous": _mean(continuous),
-             "on_prompt": summarize(results), "continuous_and_on_prompt": _mean(both)}
+             "on_prompt": summarize(results), "continuous_and_on_prompt": _mean(both),
+             "by_change": {k: summarize([r for r, kind in zip(results, kinds) if kind == k]) for k in STORY_CHANGES}}
     return stats, videos
 
 
@@ -279,13 +305,16 @@ def _report(results: dict, files: dict, settings: dict) -> str:
         "Samples: " + ", ".join(f"[{k}]({p.name})" for k, p in files.items() if k in ("seen", "held-out", "outlined")), "",
         "## Stories", "",
         f"Stories of 4 to 8 segments, each segment one continuation clip of {new_frames} new frames after "
-        f"{CONTEXT_FRAMES} context frames; the prompt changes motion, then colour, then shape. At each switch: "
+        f"{CONTEXT_FRAMES} context frames; the prompt changes motion, then colour, then shape. A new motion is drawn "
+        "among those that keep the object in the frame from where it is when the switch comes. At each switch: "
         "continuity = the object's centroid moves at most 6 px (at 64x64) from the last frame before to the first "
         "new frame; on-prompt = the new frames follow the new prompt.", "",
         *_table(["stories", "switches", "continuous", "on-prompt", "both", *ATTRIBUTES],
                 [[stories["stories"], stories["switches"], _pct(stories["continuous"]),
                   _pct(stories["on_prompt"]["adherence"]), _pct(stories["continuous_and_on_prompt"]),
                   *(_pct(stories["on_prompt"][a]) for a in ATTRIBUTES)]]), "",
+        "On prompt, by what the switch changes:", "",
+        *_adherence_table(stories["by_change"], "switch changes"), "",
         f"Samples: [stories]({files['stories'].name})", "",
         "## Table 2: a style learned from images only", "",
     ]
