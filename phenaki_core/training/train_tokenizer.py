@@ -119,9 +119,11 @@ def main(args):
         if step % args.eval_every == 0 and acc.is_main_process:
             report = tokenizer_report(ema.model, n_videos=48, n_images=16)
             record.update(seen=report["seen"]["adherence"], seen_shape=report["seen"]["shape"],
-                          outlined=report["outlined_images"]["adherence"], psnr=report["seen_psnr"])
+                          outlined=report["outlined_images"]["adherence"],
+                          outlined_videos=report["outlined_videos"]["adherence"], psnr=report["seen_psnr"])
             acc.print(f"step {step}: reconstructions pass {record['seen']:.0%} seen "
-                      f"(shape {record['seen_shape']:.0%}), outlined images {record['outlined']:.0%}, PSNR {record['psnr']:.1f}")
+                      f"(shape {record['seen_shape']:.0%}), outlined images {record['outlined']:.0%}, "
+                      f"outlined videos {record['outlined_videos']:.0%}, PSNR {record['psnr']:.1f}")
         if acc.is_main_process:
             ckpt.log({**record, "time": time.time() - t0})
         if acc.is_main_process and (ckpt.due() or budget.done(step)):
@@ -135,4 +137,4 @@ def save(acc, ckpt, model, disc, opt, d_opt, ema, step):
     ckpt.save({"model": acc.unwrap_model(model).state_dict(), "disc": acc.unwrap_model(disc).state_dict(),
                "opt": opt.state_dict(), "d_opt": d_opt.state_dict(), "ema": ema.model.state_dict(), "step": step})
     ema.model.save_pretrained(ckpt.dir / "cvivit")
-    ckpt.plot(["l2", "d_loss", "seen", "outlined", "psnr"])
+    ckpt.plot(["l2", "d_loss", "seen", "outlined", "outlined_videos", "psnr"])
