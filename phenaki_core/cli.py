@@ -13,10 +13,10 @@ def _generate(args):
 
     pipe = load_pipeline(args.model, device=args.device, dtype=torch.bfloat16 if args.bf16 else None)
     model, revision = Path(pipe.name_or_path).resolve().name, pipe.revision
-    init = None
+    init, export = None, {}
     try:
         if args.story:
-            story, init = load_sidecar(args.story)
+            story, init, export = load_sidecar(args.story)
             if story.model_revision not in (None, revision):
                 print(f"warning: {args.story} was rendered with {story.model} (revision {story.model_revision}); "
                       f"this is {model} (revision {revision}), so the frames will differ", file=sys.stderr)
@@ -34,8 +34,10 @@ def _generate(args):
     renderer = StoryRenderer(pipe, story, init)
     n = len(story.segments)
     renderer.render(on_segment_done=lambda i, r: print(f"segment {i + 1}/{n}: {len(r.frames)} frames", file=sys.stderr))
-    video, sidecar = export_story(renderer.frames(), story, args.out, fps=args.fps or pipe.fps, size=args.size,
-                                  resample=args.resample, init_frames=init)
+    # A re-rendered sidecar keeps its export settings unless the command line overrides them.
+    video, sidecar = export_story(renderer.frames(), story, args.out, fps=args.fps or export.get("fps") or pipe.fps,
+                                  size=args.size or export.get("size"),
+                                  resample=args.resample or export.get("resample") or "nearest", init_frames=init)
     print(video)
     print(sidecar, file=sys.stderr)
 
@@ -96,7 +98,7 @@ def main(argv=None):
     p.add_argument("--out", default="outputs/story.mp4")
     p.add_argument("--fps", type=int, default=None)
     p.add_argument("--size", type=int, default=None, help="upscale the output to this side")
-    p.add_argument("--resample", default="nearest", choices=["nearest", "bicubic"])
+    p.add_argument("--resample", default=None, choices=["nearest", "bicubic"], help="upscaling filter (default: nearest)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--bf16", action="store_true")
     p.set_defaults(run=_generate)

@@ -174,16 +174,25 @@ def _png_base64(frame: np.ndarray) -> str:
 
 
 def load_sidecar(path: str | Path):
-    """(Story, start frames or None) from a `.story.json` that export_story wrote."""
+    """(Story, start frames or None, export settings) from a `.story.json` that export_story
+    wrote; the export settings are {"fps", "size", "resample"}, each None where it is missing."""
     from .pipelines.story import Story, StoryError
 
     text = Path(path).read_text(encoding="utf-8")
     story = Story.from_json(text)
-    encoded = json.loads(text).get("init_frames")
+    data = json.loads(text)
+    saved = data.get("export") or {}
+    export = {k: saved.get(k) if isinstance(saved, dict) else None for k in ("fps", "size", "resample")}
+    fps, size = export["fps"], export["size"]
+    fps_ok = fps is None or (isinstance(fps, (int, float)) and not isinstance(fps, bool) and 0 < fps <= 240)
+    size_ok = size is None or (isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= 4096)
+    if not (isinstance(saved, dict) and fps_ok and size_ok and export["resample"] in (None, "nearest", "bicubic")):
+        raise StoryError(f"the sidecar's export settings are malformed: {saved!r}")
+    encoded = data.get("init_frames")
     if encoded is None:
-        return story, None
+        return story, None, export
     try:
         frames = [np.asarray(Image.open(io.BytesIO(base64.b64decode(e, validate=True))).convert("RGB")) for e in encoded]
-        return story, np.stack(frames)
+        return story, np.stack(frames), export
     except (ValueError, TypeError, OSError) as e:
         raise StoryError(f"the sidecar's start frames are unreadable: {e}") from None

@@ -1,9 +1,11 @@
+import json
+
 import av
 import numpy as np
 import pytest
 from PIL import Image
 
-from phenaki_core import Segment, Story
+from phenaki_core import Segment, Story, StoryError
 from phenaki_core.data import shapes_world as sw
 from phenaki_core.io import (export_story, frame_strip, load_init_frames, load_sidecar, read_video, upscale,
                              write_video)
@@ -100,7 +102,17 @@ def test_export_story_writes_a_sidecar_that_reads_back(tmp_path, clip):
 def test_sidecar_carries_the_start_frames_exactly(tmp_path, clip):
     story = Story([Segment("a red circle moves right", 11, seed=3)])
     _, sidecar = export_story(clip, story, tmp_path / "s.mp4", init_frames=clip[-5:])
-    again, init = load_sidecar(sidecar)
+    again, init, export = load_sidecar(sidecar)
     assert again == story and np.array_equal(init, clip[-5:])
+    assert export == {"fps": 8, "size": None, "resample": "nearest"}
     _, plain = export_story(clip, story, tmp_path / "p.mp4")
     assert load_sidecar(plain)[1] is None
+
+
+def test_sidecar_with_malformed_export_settings_is_a_clear_error(tmp_path, clip):
+    _, sidecar = export_story(clip, Story([Segment("a red circle moves right", 11)]), tmp_path / "s.mp4", size=96)
+    data = json.loads(sidecar.read_text())
+    data["export"]["size"] = "big"
+    sidecar.write_text(json.dumps(data))
+    with pytest.raises(StoryError, match="export settings"):
+        load_sidecar(sidecar)

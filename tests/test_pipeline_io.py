@@ -61,10 +61,10 @@ def test_cli_sidecar_names_its_model_and_warns_when_rendered_on_other_weights(ti
         assert run.returncode == 0, run.stderr[-2000:]
         return run.stderr, np.load(tmp_path / out), json.loads((tmp_path / out).with_suffix(".story.json").read_text())
 
-    _, first, sidecar = generate(ours, "--prompt", "a red circle moves left", "--steps", "2", out="a.npy")
+    _, first, sidecar = generate(ours, "--prompt", "a red circle moves left", "--steps", "2", "--size", "48", out="a.npy")
     assert sidecar["model"] == "ours" and sidecar["model_revision"] == tiny_pipe.revision
-    log, again, _ = generate(ours, "--story", str(tmp_path / "a.story.json"), out="b.npy")
-    assert "frames will differ" not in log and np.array_equal(again, first)
+    log, again, _ = generate(ours, "--story", str(tmp_path / "a.story.json"), out="b.npy")  # at the sidecar's size
+    assert "frames will differ" not in log and first.shape[1:3] == (48, 48) and np.array_equal(again, first)
     log, _, moved = generate(other, "--story", str(tmp_path / "a.story.json"), out="c.npy")
     assert f"revision {tiny_pipe.revision}" in log and "frames will differ" in log
     assert moved["model"] == "other" and moved["model_revision"] not in (None, tiny_pipe.revision)
