@@ -182,11 +182,11 @@ def load_sidecar(path: str | Path):
     story = Story.from_json(text)
     data = json.loads(text)
     saved = data.get("export") or {}
-    export = {k: saved.get(k) if isinstance(saved, dict) else None for k in ("fps", "size", "resample")}
-    fps, size = export["fps"], export["size"]
+    export = {k: saved.get(k) for k in ("fps", "size", "resample")} if isinstance(saved, dict) else {}
+    fps, size = export.get("fps"), export.get("size")
     fps_ok = fps is None or (isinstance(fps, (int, float)) and not isinstance(fps, bool) and 0 < fps <= 240)
     size_ok = size is None or (isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= 4096)
-    if not (isinstance(saved, dict) and fps_ok and size_ok and export["resample"] in (None, "nearest", "bicubic")):
+    if not (export and fps_ok and size_ok and export["resample"] in (None, "nearest", "bicubic")):
         raise StoryError(f"the sidecar's export settings are malformed: {saved!r}")
     encoded = data.get("init_frames")
     if encoded is None:
