@@ -8,6 +8,8 @@
 #   RUNS                                      run folder (default runs/)
 #   WORKERS, BATCH_VIDEOS, BATCH_IMAGES, LR   the transformer stage's data and optimizer
 #   STILL_FRACTION                            images also trained as still clips (session 6: 0.5)
+#   STORY_FRACTION, CONTINUATION_FRACTION     story clips among the videos, and plain clips with
+#                                             a frozen prefix (session 9: 0.35 each; see the card)
 #   TOKENIZER                                 the tokenizer the transformer trains on, e.g. one
 #                                             retrained with its encoder (new tokens: start a
 #                                             fresh run folder for it; the shipped transformer's
@@ -20,6 +22,7 @@ TOKENIZER_MINUTES=${TOKENIZER_MINUTES:-0}
 TRANSFORMER_MINUTES=${TRANSFORMER_MINUTES:-60}
 WORKERS=${WORKERS:-0}; BATCH_VIDEOS=${BATCH_VIDEOS:-24}; BATCH_IMAGES=${BATCH_IMAGES:-12}; LR=${LR:-1e-4}
 STILL_FRACTION=${STILL_FRACTION:-0.5}
+STORY_FRACTION=${STORY_FRACTION:-0.35}; CONTINUATION_FRACTION=${CONTINUATION_FRACTION:-0.35}
 
 # The tokenizer stage trains the decoder alone (--decoder-only): the encoder, and so the
 # tokens the transformer was trained on, stay fixed, and a better decoder improves every
@@ -47,6 +50,7 @@ fi
 phenaki train-transformer --tokenizer "$TOKENIZER" --out "$RUNS/mg" --resume "${INIT[@]}" \
   --minutes "$TRANSFORMER_MINUTES" --lr "$LR" --lr-decay --eval-every 1000 --workers "$WORKERS" \
   --batch-videos "$BATCH_VIDEOS" --batch-images "$BATCH_IMAGES" --still-fraction "$STILL_FRACTION" \
+  --story-fraction "$STORY_FRACTION" --continuation-fraction "$CONTINUATION_FRACTION" \
   --config '{"width": 256, "depth": 4, "heads": 4}'
 
 # Keep the model card and the tuned sampling settings (the scheduler's, chosen by the card's sweeps).
