@@ -33,16 +33,25 @@ def _check_frames(frames) -> np.ndarray:
     return frames
 
 
+def _check_upscale(size: int | None, resample: str):
+    if resample not in RESAMPLE:
+        raise ValueError(f"resample must be one of {list(RESAMPLE)}, got {resample!r}")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        raise ValueError(f"size must be a positive number of pixels, got {size!r}")
+
+
+def _check_fps(fps: float):
+    if not (isinstance(fps, (int, float)) and not isinstance(fps, bool) and math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+
+
 def upscale(frames: np.ndarray, size: int | None, resample: str = "nearest") -> np.ndarray:
     """Resize so the longer side is `size` (aspect kept); None keeps the frames as they are.
 
     Nearest keeps Shapes World's flat colours and hard edges; bicubic suits real footage.
     """
     frames = _check_frames(frames)
-    if resample not in RESAMPLE:
-        raise ValueError(f"resample must be one of {list(RESAMPLE)}, got {resample!r}")
-    if size is not None and (not isinstance(size, int) or size < 1):
-        raise ValueError(f"size must be a positive number of pixels, got {size!r}")
+    _check_upscale(size, resample)
     h, w = frames.shape[1:3]
     if size is None or size == max(h, w):
         return frames
@@ -100,8 +109,7 @@ def write_video(frames: np.ndarray, path: str | Path, fps: float = 8, size: int 
     path = Path(path)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise ValueError(f"cannot write {path.name}: the file name must end in one of {', '.join(VIDEO_SUFFIXES)}")
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    _check_fps(fps)
     frames = upscale(frames, size, resample)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _atomic(path) as tmp:
@@ -182,12 +190,15 @@ def load_sidecar(path: str | Path):
     story = Story.from_json(text)
     data = json.loads(text)
     saved = data.get("export") or {}
-    export = {k: saved.get(k) for k in ("fps", "size", "resample")} if isinstance(saved, dict) else {}
-    fps, size = export.get("fps"), export.get("size")
-    fps_ok = fps is None or (isinstance(fps, (int, float)) and not isinstance(fps, bool) and 0 < fps <= 240)
-    size_ok = size is None or (isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= 4096)
-    if not (export and fps_ok and size_ok and export["resample"] in (None, "nearest", "bicubic")):
+    if not isinstance(saved, dict):
         raise StoryError(f"the sidecar's export settings are malformed: {saved!r}")
+    export = {k: saved.get(k) for k in ("fps", "size", "resample")}
+    try:  # checked now, not after minutes of rendering
+        if export["fps"] is not None:
+            _check_fps(export["fps"])
+        _check_upscale(export["size"], export["resample"] or "nearest")
+    except ValueError as e:
+        raise StoryError(f"the sidecar's export settings are malformed: {e}") from None
     encoded = data.get("init_frames")
     if encoded is None:
         return story, None, export

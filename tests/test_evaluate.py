@@ -2,8 +2,8 @@ import numpy as np
 from PIL import Image
 
 from phenaki_core import CViViT
-from phenaki_core.data.shapes_world import HELD_OUT, parse_caption
 from phenaki_core.data import shapes_world as sw
+from phenaki_core.data.shapes_world import HELD_OUT, parse_caption
 from phenaki_core.eval.evaluate import StoryPlanner, clip_prompts, evaluate, quick_adherence
 
 SECTIONS = ("## Prompt adherence", "## Stories", "## Table 2", "## Table 3", "## Real footage")
