@@ -11,12 +11,14 @@ from phenaki_core import CViViT, MaskGitScheduler, MaskGitTransformer, PhenakiPi
 torch.set_num_threads(2)
 
 
-def make_tiny_pipeline(seed: int = 0, text_encoder: TextEncoder | None = None, image_size: int = 32) -> PhenakiPipeline:
+def make_tiny_pipeline(seed: int = 0, text_encoder: TextEncoder | None = None, image_size: int = 32,
+                       temporal_patch_size: int = 2) -> PhenakiPipeline:
     """A randomly initialised pipeline small enough for unit tests (11-frame clips, 32x32)."""
     torch.manual_seed(seed)
     te = text_encoder or TextEncoder()
-    vq = CViViT(image_size=image_size, width=32, heads=2, spatial_depth=1, temporal_depth=1, head_channels=8)
-    tr = MaskGitTransformer(codebook_size=vq.codebook_size, latent_frames=6, grid=vq.grid, width=32, depth=1,
+    vq = CViViT(image_size=image_size, width=32, heads=2, spatial_depth=1, temporal_depth=1, head_channels=8,
+                temporal_patch_size=temporal_patch_size)
+    tr = MaskGitTransformer(codebook_size=vq.codebook_size, latent_frames=vq.latent_frames(11), grid=vq.grid, width=32, depth=1,
                             heads=2, text_dim=te.hidden_size)
     pipe = PhenakiPipeline(te, vq, tr, MaskGitScheduler(mask_token_id=tr.mask_token_id))
     pipe.set_progress_bar_config(disable=True)

@@ -51,6 +51,19 @@ def test_token_counts_match_the_paper():
     assert baseline.config.temporal_depth == 0 and baseline.config.temporal_patch_size == 1
 
 
+def test_one_frame_tubelets_code_and_draw_every_frame_as_an_image():
+    torch.manual_seed(0)
+    model = CViViT.per_frame_baseline(image_size=32, width=32, heads=2, spatial_depth=1, head_channels=8).eval()
+    assert not any("tubelet" in name for name in model.state_dict())  # one set of patch weights
+    v = video(5)
+    with torch.no_grad():
+        tokens = model.tokenize(v)
+        alone = torch.cat([model.tokenize(v[:, :, t:t + 1]) for t in range(5)], dim=1)
+        assert torch.equal(tokens, alone)  # frame 3 gets the tokens it would get as an image
+        drawn = model.detokenize(tokens)
+        assert torch.allclose(drawn[:, :, 3:4], model.detokenize(tokens[:, 3:4]), atol=1e-5)
+
+
 @pytest.mark.parametrize("frames", [1, 3, 11, 21])
 def test_any_length_encodes_and_decodes(cvivit, frames):
     with torch.no_grad():

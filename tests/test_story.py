@@ -24,6 +24,17 @@ def test_continuation_freezes_the_re_encoded_context(tiny_pipe):
     assert len(r.results[1].frames) == 11
 
 
+def test_one_frame_tubelets_continue_every_context_frame(text_encoder):
+    from conftest import make_tiny_pipeline
+
+    pipe = make_tiny_pipeline(text_encoder=text_encoder, temporal_patch_size=1)
+    r = StoryRenderer(pipe, story("a red circle moves right", "a red circle moves down", frames=9, num_inference_steps=3))
+    r.render()
+    prefix = pipe.encode_frames(r.results[0].frames[-5:])[0]
+    assert torch.equal(r.results[1].tokens[0][:5], prefix)  # 5 context frames = 5 latent frames
+    assert r.results[1].tokens[0].shape[0] == 11 and r.frames().shape[0] == 18
+
+
 def test_cut_starts_fresh(tiny_pipe):
     s = story("a red circle moves right", "a blue square grows", num_inference_steps=4)
     s.segments[1].transition = "cut"

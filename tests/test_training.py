@@ -211,6 +211,32 @@ def test_code_cooccurrence_of_a_tokenizer_with_itself_is_its_code_counts():
         code_cooccurrence(tok, other, [batch])
 
 
+def test_code_transfer_matches_one_frame_tubelets_with_the_two_frame_tubelet_they_were_in():
+    from phenaki_core.training.code_transfer import code_cooccurrence, transfer_time_positions
+
+    torch.manual_seed(0)
+    old = CViViT(image_size=32, **TINY_TOKENIZER).eval()
+    new = CViViT(image_size=32, **{**TINY_TOKENIZER, "temporal_patch_size": 1}).eval()
+    batch = next(shapes_world_batches(seed=2, n_videos=2, n_images=2, size=32))
+    counts = code_cooccurrence(old, new, [batch])
+    with torch.no_grad():
+        videos, images = on_device(batch.videos, "cpu"), on_device(batch.images, "cpu")
+        new_tokens, old_tokens = new.tokenize(videos), old.tokenize(videos)
+        new_images, old_images = new.tokenize(images), old.tokenize(images)
+    expected = torch.zeros(old.codebook_size**2, dtype=torch.float64)
+    for t in range(11):  # frames 2t-1 and 2t were one tubelet of the old tokenizer
+        pairs = new_tokens[:, t] * old.codebook_size + old_tokens[:, (t + 1) // 2]
+        expected += torch.bincount(pairs.flatten(), minlength=len(expected)).double()
+    expected += torch.bincount((new_images * old.codebook_size + old_images).flatten(), minlength=len(expected)).double()
+    assert torch.equal(counts.flatten(), expected)
+
+    source = MaskGitTransformer(latent_frames=6, grid=4, **TINY_TRANSFORMER)
+    model = MaskGitTransformer(latent_frames=11, grid=4, **TINY_TRANSFORMER)
+    transfer_time_positions(model, source, old, new)
+    assert torch.equal(model.pos_t[4], source.pos_t[2]) and torch.equal(model.pos_t[5], source.pos_t[3])
+    assert torch.equal(model.pos_t[0], source.pos_t[0]) and torch.equal(model.pos_t[10], source.pos_t[5])
+
+
 def test_transformer_training_carries_an_init_over_to_another_tokenizer(tmp_path):
     for seed in (0, 1):
         torch.manual_seed(seed)

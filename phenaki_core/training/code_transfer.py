@@ -6,11 +6,21 @@ fifth of its codes) and a transformer trained on the old codes reads noise. Its 
 layout and motion knowledge is still good; only the code tables are wrong. Both
 tokenizers tokenize the same clips, and each new code's embedding and output row become
 the average of the old codes found at its positions, weighted by how often.
+
+The new tokenizer may cut time differently (two-frame tubelets to one-frame ones): a new
+latent frame is then matched with the old latent frame that holds the same video frame,
+and the transformer's time positions are carried over the same way.
 """
 import torch
 
 from ..models import CViViT, MaskGitTransformer
 from .batches import Batch, on_device
+
+
+def matching_latent_frames(old: CViViT, new: CViViT, latent_frames: int) -> torch.LongTensor:
+    """For each of `new`'s latent frames, the index of `old`'s latent frame holding its last video frame."""
+    last = [new.num_frames(t + 1) - 1 for t in range(latent_frames)]
+    return torch.tensor([0 if f == 0 else 1 + (f - 1) // old.config.temporal_patch_size for f in last])
 
 
 @torch.no_grad()
@@ -24,7 +34,9 @@ def code_cooccurrence(old: CViViT, new: CViViT, batches: list[Batch]) -> torch.T
         for frames in (b.videos, b.images):
             if len(frames):
                 frames = on_device(frames, next(new.parameters()).device)
-                pairs = new.tokenize(frames).flatten() * k + old.tokenize(frames).flatten()
+                new_tokens, old_tokens = new.tokenize(frames), old.tokenize(frames)
+                old_tokens = old_tokens[:, matching_latent_frames(old, new, new_tokens.shape[1])]
+                pairs = new_tokens.flatten() * k + old_tokens.flatten()
                 counts += torch.bincount(pairs.cpu(), minlength=k * k).double()
     return counts.view(k, k)
 
@@ -41,3 +53,9 @@ def transfer_codes(model: MaskGitTransformer, counts: torch.Tensor) -> int:
     model.to_logits.weight.copy_(mix @ model.to_logits.weight)
     model.to_logits.bias.copy_(mix @ model.to_logits.bias)
     return int((~seen).sum())
+
+
+@torch.no_grad()
+def transfer_time_positions(model: MaskGitTransformer, source: MaskGitTransformer, old: CViViT, new: CViViT):
+    """Give each of `model`'s latent frames the time position `source` had for the same video frame."""
+    model.pos_t.copy_(source.pos_t[matching_latent_frames(old, new, model.config.latent_frames)])

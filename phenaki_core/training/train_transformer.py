@@ -14,7 +14,8 @@ Still clips give the tubelet codes a target.
 
 A transformer can start from one trained on another tokenizer's codes (`--init` with
 `--init-tokenizer`): its code tables are carried over by where the codes co-occur
-(code_transfer.py), so a retrained tokenizer does not cost a transformer from scratch.
+(code_transfer.py), so a retrained tokenizer does not cost a transformer from scratch, even
+one that cuts time into one-frame tubelets instead of two.
 """
 import argparse
 import json
@@ -30,7 +31,7 @@ from ..schedulers import MaskGitScheduler
 from ..text import TextEncoder
 from . import losses
 from .batches import folder_batches, on_device, shapes_world_batches
-from .code_transfer import code_cooccurrence, transfer_codes
+from .code_transfer import code_cooccurrence, transfer_codes, transfer_time_positions
 from .common import EMA, Budget, Checkpointer, add_run_arguments, learning_rate, warm_start
 
 
@@ -85,7 +86,8 @@ def main(args):
               "text_dim": text_encoder.hidden_size, **(json.loads(args.config) if args.config else {})}
     model = MaskGitTransformer(**config)
     if args.init:
-        fresh = warm_start(model, MaskGitTransformer.from_pretrained(args.init))
+        source = MaskGitTransformer.from_pretrained(args.init)
+        fresh = warm_start(model, source)
         if fresh:
             acc.print(f"--init: these start fresh (new or reshaped in this config): {', '.join(fresh)}")
         if args.init_tokenizer:  # before prepare: every process computes the same tables from the same clips
@@ -95,6 +97,7 @@ def main(args):
             # in later frames, occur nowhere else and would keep rows meant for other codes.
             counts = code_cooccurrence(old, tokenizer, [next(batches).with_stills(0.5) for _ in range(20)])
             unused = transfer_codes(model, counts)
+            transfer_time_positions(model, source, old, tokenizer)
             agree = counts.max(1).values.sum() / counts.sum()
             acc.print(f"--init-tokenizer: code tables carried over ({agree:.0%} of positions hold their new "
                       f"code's most frequent old code; {unused} codes never seen keep their rows)")
