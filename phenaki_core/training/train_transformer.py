@@ -88,8 +88,6 @@ def main(args):
     if args.init:
         source = MaskGitTransformer.from_pretrained(args.init)
         fresh = warm_start(model, source)
-        if fresh:
-            acc.print(f"--init: these start fresh (new or reshaped in this config): {', '.join(fresh)}")
         if args.init_tokenizer:  # before prepare: every process computes the same tables from the same clips
             old = CViViT.from_pretrained(args.init_tokenizer).eval().requires_grad_(False).to(acc.device)
             batches = training_batches(args, tokenizer, seed=args.seed)
@@ -98,9 +96,12 @@ def main(args):
             counts = code_cooccurrence(old, tokenizer, [next(batches).with_stills(0.5) for _ in range(20)])
             unused = transfer_codes(model, counts)
             transfer_time_positions(model, source, old, tokenizer)
+            fresh = [name for name in fresh if name != "pos_t"]  # carried over by video frame
             agree = counts.max(1).values.sum() / counts.sum()
             acc.print(f"--init-tokenizer: code tables carried over ({agree:.0%} of positions hold their new "
                       f"code's most frequent old code; {unused} codes never seen keep their rows)")
+        if fresh:
+            acc.print(f"--init: these start fresh (new or reshaped in this config): {', '.join(fresh)}")
     elif args.init_tokenizer:
         raise SystemExit("--init-tokenizer names the tokenizer of an --init transformer: give --init too")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
