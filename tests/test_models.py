@@ -138,3 +138,47 @@ def test_attention_matches_the_textbook_formula_on_either_kernel(length, dtype, 
         out = attn(x, mask=mask, causal=causal).float()
     tolerance = 1e-5 if dtype == torch.float32 else 3e-2
     assert torch.allclose(out, expected, atol=tolerance)
+
+
+@pytest.fixture(scope="module")
+def moving():
+    torch.manual_seed(0)
+    return CViViT(image_size=32, width=32, heads=2, spatial_depth=1, temporal_depth=2, head_channels=8,
+                  motion_head=True).eval()
+
+
+def test_motion_head_moves_the_first_frame_by_its_flow(moving):
+    """A flow of (dx, dy) px with all weight on the moved first frame redraws every later
+    frame as the first frame shifted by (dx, dy): what keeps an outlined ring a ring."""
+    with torch.no_grad():
+        moving.motion.bias.copy_((torch.tensor([2.0, -1.0, 30.0]) / torch.tensor([moving.config.patch_size] * 2 + [1])).repeat(2))
+        try:
+            out, _, motion = moving(video(5))
+        finally:
+            moving.motion.bias.zero_()
+    first = out[:, :, 0]
+    shifted = torch.roll(first, shifts=(-1, 2), dims=(-2, -1))  # content moves 2 px right, 1 px up
+    for t in range(1, 5):
+        assert torch.allclose(out[:, :, t, 2:-2, 3:-3], shifted[..., 2:-2, 3:-3], atol=1e-4)
+    assert motion.weight.min() > 0.999 and motion.moved.shape == (1, 3, 4, 32, 32)
+
+
+def test_motion_head_keeps_the_decoder_causal(moving):
+    with torch.no_grad():
+        tokens = moving.tokenize(video(11))
+        other = tokens.clone()
+        other[:, 4:] = (other[:, 4:] + 7) % moving.codebook_size
+        a, b = moving.detokenize(tokens), moving.detokenize(other)
+        prefix = moving.detokenize(tokens[:, :3])
+    assert torch.equal(a[:, :, :7], b[:, :, :7])
+    assert not torch.equal(a[:, :, 7:], b[:, :, 7:])
+    assert torch.allclose(prefix, a[:, :, :5], atol=1e-5)  # a story's context decodes the same alone
+
+
+def test_motion_head_leaves_images_to_the_image_path(moving):
+    plain = CViViT(**{**moving.config, "motion_head": False}).eval()
+    plain.load_state_dict(moving.state_dict(), strict=False)
+    with torch.no_grad():
+        image = video(1)
+        assert torch.equal(moving.detokenize(moving.tokenize(image)), plain.detokenize(plain.tokenize(image)))
+        assert moving(image)[2] is None

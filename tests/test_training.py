@@ -170,6 +170,25 @@ def test_decoder_only_training_leaves_the_encoder_and_so_the_tokens_unchanged(tm
     assert not torch.equal(before.head[0].weight, after.head[0].weight)  # the decoder did train
 
 
+def test_a_motion_head_added_to_a_trained_tokenizer_trains_alone_with_its_decoder(tmp_path):
+    """The shipped way to add the motion head: decoder-only from a tokenizer without one,
+    so the tokens, and the transformer trained on them, stay valid."""
+    torch.manual_seed(0)
+    CViViT(image_size=32, **TINY_TOKENIZER).save_pretrained(tmp_path / "start")
+    out = run("train-tokenizer", "--out", str(tmp_path / "run"), "--init", str(tmp_path / "start"), "--decoder-only",
+              "--steps", "3", "--size", "32", "--batch-videos", "2", "--batch-images", "2", "--eval-every", "1000",
+              "--lr", "1e-2", "--config", json.dumps({**TINY_TOKENIZER, "motion_head": True}))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "these start fresh" in out.stdout + out.stderr and "motion.weight" in out.stdout + out.stderr
+    before, after = CViViT.from_pretrained(tmp_path / "start"), CViViT.from_pretrained(tmp_path / "run" / "cvivit")
+    assert after.config.motion_head and not before.config.motion_head
+    clip = one_clip()
+    assert torch.equal(before.tokenize(clip), after.tokenize(clip))
+    assert after.motion.weight.abs().sum() > 0  # trained from its zero init
+    rows = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl")]
+    assert all(0 < r["motion_l2"] and 0 <= r["drawn"] <= 1 for r in rows)
+
+
 def test_code_transfer_moves_each_code_table_row_to_the_new_code_found_in_its_place():
     from phenaki_core.training.code_transfer import transfer_codes
 

@@ -10,10 +10,19 @@ With one-frame tubelets (tp = 1) every frame goes through the first frame's embe
 head: a later frame is then encoded and drawn the way an image is, so what only images
 show (outlined shapes) has a way into video tokens.
 
+With a motion head (ours, not the paper's), each later frame may also be drawn as the first
+frame moved by a flow the decoder predicts, blended per pixel with the head's own drawing.
+A moving object then keeps the look its first frame gives it, including a look that no
+training video shows (outlined shapes exist only in images): the first frame is coded
+through the image path, which images train, and the later frames only have to say where
+it went.
+
 Causality: a token of time step t sees frames up to t only, so any length 1 + k*tp
 encodes, an image is a one-frame video, and a prefix encodes the same alone or inside a
 longer clip (the story engine relies on this).
 """
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -38,6 +47,7 @@ class CViViT(ModelMixin, ConfigMixin):
         temporal_depth: int = 2,
         fsq_levels: tuple[int, ...] = (8, 8, 4, 4),
         head_channels: int = 16,
+        motion_head: bool = False,
     ):
         super().__init__()
         p, tp, c = patch_size, temporal_patch_size, in_channels
@@ -70,6 +80,15 @@ class CViViT(ModelMixin, ConfigMixin):
             if head_channels
             else nn.Identity()
         )
+        # Per later frame and token: a flow (in patches, so its scale does not depend on the
+        # frame size) and the logit of the weight of the moved first frame against the head's
+        # drawing, spread over the pixels bilinearly. Per token, not per pixel: a per-pixel
+        # flow came out noisy inside the object and smeared a ring into a blob. Zero at init:
+        # no motion, an even blend.
+        self.motion = nn.Linear(width, 3 * tp) if motion_head else None
+        if self.motion is not None:
+            nn.init.zeros_(self.motion.weight)
+            nn.init.zeros_(self.motion.bias)
 
     @classmethod
     def per_frame_baseline(cls, **kwargs) -> "CViViT":
@@ -124,6 +143,9 @@ class CViViT(ModelMixin, ConfigMixin):
     # -- decoder --------------------------------------------------------------------
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (B, T', g, g, dim) -> video (B, C, T, H, W), unclamped."""
+        return self._draw(codes)[0]
+
+    def _draw(self, codes: torch.Tensor) -> tuple[torch.Tensor, "MotionCompensation | None"]:
         b, t, g, _, _ = codes.shape
         n, d = g * g, self.config.width
         x = self.from_code(codes.to(self.dtype)).reshape(b, t, n, d)
@@ -131,9 +153,35 @@ class CViViT(ModelMixin, ConfigMixin):
             x = x + sinusoidal(torch.arange(t, device=x.device), d).to(x.dtype)[None, :, None]
             x = self.dec_temporal(x.transpose(1, 2).reshape(b * n, t, d)).reshape(b, n, t, d).transpose(1, 2)
         x = self.dec_spatial((x + self.dec_spatial_pos).reshape(b * t, n, d)).reshape(b, t, n, d)
-        return self._unpatchify(x)
+        video = self.head(self._unpatchify(x))
+        video = video.reshape(b, -1, *video.shape[1:]).transpose(1, 2)  # b, c, T, H, W
+        if self.motion is None or t == 1:
+            return video, None
+        tp, size = self.config.temporal_patch_size, video.shape[-1]
+        motion = self.motion(x[:, 1:]).float().reshape(b, t - 1, g, g, tp, 3)
+        motion = motion.permute(0, 1, 4, 5, 2, 3).reshape(b * (t - 1) * tp, 3, g, g)
+        motion = F.interpolate(motion, size=(size, size), mode="bilinear", align_corners=False)
+        motion = motion.reshape(b, (t - 1) * tp, 3, size, size).transpose(1, 2)  # b, 3, T-1, H, W
+        return self._compensate(video, motion)
+
+    def _compensate(self, video: torch.Tensor, motion: torch.Tensor) -> tuple[torch.Tensor, "MotionCompensation"]:
+        """Later frames = w * (the first frame moved by the flow) + (1 - w) * the head's drawing."""
+        b, c, t, h, w = video.shape
+        first = video[:, :, 0].float()
+        flow = motion[:, :2].float().permute(0, 2, 3, 4, 1) * self.config.patch_size  # b, T-1, H, W, (dx, dy) px
+        ys, xs = torch.meshgrid(torch.arange(h, device=video.device), torch.arange(w, device=video.device), indexing="ij")
+        source = torch.stack([xs, ys], -1).float() - flow  # pixel x of frame t shows the first frame's x - flow
+        grid = (2 * source + 1) / torch.tensor([w, h], device=video.device) - 1
+        moved = F.grid_sample(first.repeat_interleave(t - 1, 0), grid.flatten(0, 1), mode="bilinear",
+                              padding_mode="border", align_corners=False)
+        moved = moved.reshape(b, t - 1, c, h, w).transpose(1, 2)
+        weight = torch.sigmoid(motion[:, 2:].float())
+        later = weight * moved + (1 - weight) * video[:, :, 1:].float()
+        video = torch.cat([video[:, :, :1], later.to(video.dtype)], dim=2)
+        return video, MotionCompensation(moved, weight)
 
     def _unpatchify(self, x: torch.Tensor) -> torch.Tensor:
+        """Token features (b, T', g*g, width) -> per-pixel features (b * T, hc, H, W) for the head."""
         b, t, n, _ = x.shape
         p, tp, g = self.config.patch_size, self.config.temporal_patch_size, self.grid
         # Pixels are laid out channels-last (b, T, H, W, hc): the head's convolutions run
@@ -145,16 +193,24 @@ class CViViT(ModelMixin, ConfigMixin):
             rest = self.unembed_tubelet(x[:, 1:]).reshape(b, t - 1, g, g, -1, tp, p, p)
             rest = rest.permute(0, 1, 5, 2, 6, 3, 7, 4).reshape(b, (t - 1) * tp, g, p, g, p, -1)
             frames = torch.cat([frames, rest], dim=1)  # b, T, g, p, g, p, hc
-        frames = frames.reshape(b * frames.shape[1], g * p, g * p, -1).permute(0, 3, 1, 2)
-        video = self.head(frames)
-        return video.reshape(b, -1, *video.shape[1:]).transpose(1, 2)  # b, c, T, H, W
+        return frames.reshape(b * frames.shape[1], g * p, g * p, -1).permute(0, 3, 1, 2)
 
     def detokenize(self, tokens: torch.LongTensor) -> torch.Tensor:
         """tokens (B, T', g, g) -> video (B, C, T, H, W) in [-1, 1]."""
         return self.decode(self.quantizer.indices_to_codes(tokens)).clamp(-1, 1)
 
-    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.LongTensor]:
-        """Reconstruction for training: (video, tokens), gradients straight through the quantizer."""
+    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.LongTensor, "MotionCompensation | None"]:
+        """Reconstruction for training: (video, tokens, the motion head's parts or None),
+        gradients straight through the quantizer."""
         codes, tokens = self.encode(video)
-        return self.decode(codes), tokens
+        video, motion = self._draw(codes)
+        return video, tokens, motion
+
+
+class MotionCompensation(NamedTuple):
+    """What the motion head drew, for its losses: the first frame moved to each later frame
+    (B, C, T-1, H, W), and the weight each pixel gave it (B, 1, T-1, H, W)."""
+
+    moved: torch.Tensor
+    weight: torch.Tensor
 

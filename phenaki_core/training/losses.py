@@ -72,15 +72,39 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, object_weight
     err = (recon.float() - target.float()) ** 2
     if object_weight == 1.0:
         return err.mean()
+    weights = 1.0 + (object_weight - 1.0) * object_region(target)
+    return (err * weights).sum() / (weights.sum() * err.shape[1])
+
+
+def object_region(target: torch.Tensor) -> torch.Tensor:
+    """1 on what differs from the frame's border colour and on 2 pixels around it, else 0:
+    (B, 1, T, H, W) for videos, (B, 1, H, W) for frames."""
     border = torch.cat([target[..., 0, :], target[..., -1, :], target[..., :, 0], target[..., :, -1]], dim=-1)
     background = border.median(dim=-1).values[..., None, None]
     is_object = ((target - background).abs().sum(1, keepdim=True) > 0.1).float()
-    if is_object.dim() == 5:  # (B, 1, T, H, W)
-        is_object = F.max_pool3d(is_object, (1, 5, 5), stride=1, padding=(0, 2, 2))
-    else:
-        is_object = F.max_pool2d(is_object, 5, stride=1, padding=2)
-    weights = 1.0 + (object_weight - 1.0) * is_object
-    return (err * weights).sum() / (weights.sum() * err.shape[1])
+    if is_object.dim() == 5:
+        return F.max_pool3d(is_object, (1, 5, 5), stride=1, padding=(0, 2, 2))
+    return F.max_pool2d(is_object, 5, stride=1, padding=2)
+
+
+def motion_loss(moved: torch.Tensor, target: torch.Tensor, object_weight: float = 1.0) -> torch.Tensor:
+    """The motion head's first frame moved to each later frame, alone, against that frame:
+    at full size and pooled 4x and 8x. A sharp image gives a flow that is off by more than
+    a pixel or two no gradient; a pooled one still tells it which way the object went."""
+    later = target[:, :, 1:].float()
+    losses = []
+    for k in (1, 4, 8):
+        pool = (lambda v: v) if k == 1 else (lambda v, k=k: F.avg_pool3d(v, (1, k, k)))
+        losses.append(reconstruction_loss(pool(moved), pool(later), object_weight))
+    return sum(losses) / len(losses)
+
+
+def drawn_share(weight: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """How much of the object in the later frames the head drew itself rather than moved from
+    the first frame (0 to 1): `weight` (B, 1, T-1, H, W) is the motion head's. On flat
+    background the two agree, so only the object's pixels count."""
+    region = object_region(target.float())[:, :, 1:]
+    return ((1 - weight) * region).sum() / region.sum().clamp(min=1)
 
 
 def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

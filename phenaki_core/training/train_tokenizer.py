@@ -35,6 +35,13 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--decoder-only", action="store_true",
                    help="train the decoder alone: the tokens, and so a transformer trained on them, stay valid")
     p.add_argument("--per-frame", action="store_true", help="train the per-frame baseline (Table 3)")
+    p.add_argument("--motion-weight", type=float, default=1.0,
+                   help="weight of the motion head's moved first frame alone against the later frames")
+    # The head's own drawing reconstructs a solid moving object as well as the moved first
+    # frame does, so without a push the blend has no reason to move what the first frame
+    # shows; and only the moved first frame carries a look no training video has.
+    p.add_argument("--prefer-motion", type=float, default=0.02,
+                   help="cost of the share of the object the head draws itself rather than moves from the first frame")
 
 
 def build_model(args) -> CViViT:
@@ -83,13 +90,17 @@ def main(args):
         b = next(batches).with_stills(args.still_fraction)
         clips, images = on_device(b.videos, acc.device), on_device(b.images, acc.device)
         with acc.autocast():
-            recon_v, tokens = model(clips)
-            recon_i, _ = model(images) if len(images) else (None, None)
+            recon_v, tokens, motion = model(clips)
+            recon_i = model(images)[0] if len(images) else None
             rec = losses.reconstruction_loss(recon_v, clips, args.object_weight)
             if recon_i is not None:
                 rec_i = losses.reconstruction_loss(recon_i, images, args.object_weight)
                 rec = (rec * len(clips) + rec_i * len(images)) / (len(clips) + len(images))
             loss = rec
+            if motion is not None:
+                motion_rec = losses.motion_loss(motion.moved, clips, args.object_weight)
+                drawn = losses.drawn_share(motion.weight, clips)
+                loss = loss + args.motion_weight * motion_rec + args.prefer_motion * drawn
             adv_on = step >= args.adv_start
             if adv_on:  # the discriminator judges two random frames a clip: most of the signal, a fraction of the cost
                 judged = torch.randint(clips.shape[2], (2,), device=clips.device)
@@ -104,6 +115,8 @@ def main(args):
             group["lr"] = learning_rate(args.lr, step, budget, 200, args.lr_decay)
         opt.step()
         record = {"step": step, "loss": loss.item(), "l2": rec.item()}
+        if motion is not None:
+            record.update(motion_l2=motion_rec.item(), drawn=drawn.item())
         if adv_on:
             with acc.autocast():
                 d_loss = losses.hinge_d_loss(disc(clips[:, :, judged]), disc(recon_v[:, :, judged].detach()))
@@ -137,4 +150,4 @@ def save(acc, ckpt, model, disc, opt, d_opt, ema, step):
     ckpt.save({"model": acc.unwrap_model(model).state_dict(), "disc": acc.unwrap_model(disc).state_dict(),
                "opt": opt.state_dict(), "d_opt": d_opt.state_dict(), "ema": ema.model.state_dict(), "step": step})
     ema.model.save_pretrained(ckpt.dir / "cvivit")
-    ckpt.plot(["l2", "d_loss", "seen", "outlined", "outlined_videos", "psnr"])
+    ckpt.plot(["l2", "motion_l2", "drawn", "d_loss", "seen", "outlined", "outlined_videos", "psnr"])
