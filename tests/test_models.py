@@ -147,20 +147,48 @@ def moving():
                   motion_head=True).eval()
 
 
-def test_motion_head_moves_the_first_frame_by_its_flow(moving):
-    """A flow of (dx, dy) px with all weight on the moved first frame redraws every later
-    frame as the first frame shifted by (dx, dy): what keeps an outlined ring a ring."""
+@pytest.mark.parametrize("by", ["token flow", "affine motion"])
+def test_motion_head_moves_the_first_frame_by_its_flow(moving, by):
+    """A motion of (dx, dy) px, given by every token's flow or by the frame's affine motion,
+    with all weight on the moved first frame, redraws every later frame as the first frame
+    shifted by (dx, dy): what keeps an outlined ring a ring."""
+    p = moving.config.patch_size
+    token_bias = torch.tensor([2.0 / p, -1.0 / p, 30.0] if by == "token flow" else [0.0, 0.0, 30.0]).repeat(2)
+    affine_bias = torch.tensor([0.0] * 4 + ([-2.0 / p, 1.0 / p] if by == "affine motion" else [0.0, 0.0]))
     with torch.no_grad():
-        moving.motion.bias.copy_((torch.tensor([2.0, -1.0, 30.0]) / torch.tensor([moving.config.patch_size] * 2 + [1])).repeat(2))
+        moving.motion.bias.copy_(token_bias)
+        moving.motion_affine.bias.copy_(affine_bias)  # the source pixel: x + b, so b = -(dx, dy)
         try:
             out, _, motion = moving(video(5))
         finally:
             moving.motion.bias.zero_()
+            moving.motion_affine.bias.zero_()
     first = out[:, :, 0]
     shifted = torch.roll(first, shifts=(-1, 2), dims=(-2, -1))  # content moves 2 px right, 1 px up
     for t in range(1, 5):
         assert torch.allclose(out[:, :, t, 2:-2, 3:-3], shifted[..., 2:-2, 3:-3], atol=1e-4)
     assert motion.weight.min() > 0.999 and motion.moved.shape == (1, 3, 4, 32, 32)
+
+
+def test_affine_motion_zooms_about_the_frame_centre(moving):
+    with torch.no_grad():
+        moving.motion.bias.copy_(torch.tensor([0.0, 0.0, 30.0]).repeat(2))
+        moving.motion_affine.bias.copy_(torch.tensor([-0.5, 0.0, 0.0, -0.5, 0.0, 0.0]))  # source = x / 2
+        try:
+            out = moving(video(3))[0]
+        finally:
+            moving.motion.bias.zero_()
+            moving.motion_affine.bias.zero_()
+    first = out[0, :, 0]
+    # Pixel (i, j) from the centre shows the first frame at (i/2, j/2): even offsets land on pixel centres.
+    c = 15.5
+    for i, j in [(1.5, 1.5), (-2.5, 5.5), (7.5, -6.5)]:
+        y, x = int(c + i), int(c + j)
+        sy, sx = c + i / 2, c + j / 2
+        y0, x0, fy, fx = int(sy), int(sx), sy - int(sy), sx - int(sx)
+        expected = ((1 - fy) * (1 - fx) * first[:, y0, x0] + (1 - fy) * fx * first[:, y0, x0 + 1]
+                    + fy * (1 - fx) * first[:, y0 + 1, x0] + fy * fx * first[:, y0 + 1, x0 + 1])
+        assert torch.allclose(out[0, :, 1, y, x], expected, atol=1e-4)
 
 
 def test_motion_head_keeps_the_decoder_causal(moving):

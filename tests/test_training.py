@@ -188,6 +188,14 @@ def test_a_motion_head_added_to_a_trained_tokenizer_trains_alone_with_its_decode
     rows = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl")]
     assert all(0 < r["motion_l2"] and 0 <= r["drawn"] <= 1 for r in rows)
 
+    # Training on from it, with no --config, keeps its architecture and so its motion head.
+    more = run("train-tokenizer", "--out", str(tmp_path / "more"), "--init", str(tmp_path / "run" / "cvivit"),
+               "--decoder-only", "--steps", "1", "--size", "32", "--batch-videos", "2", "--batch-images", "2",
+               "--eval-every", "1000")
+    assert more.returncode == 0, more.stderr[-2000:]
+    assert "start fresh" not in more.stdout + more.stderr
+    assert CViViT.from_pretrained(tmp_path / "more" / "cvivit").config.motion_head
+
 
 def test_code_transfer_moves_each_code_table_row_to_the_new_code_found_in_its_place():
     from phenaki_core.training.code_transfer import transfer_codes

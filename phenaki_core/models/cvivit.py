@@ -80,15 +80,22 @@ class CViViT(ModelMixin, ConfigMixin):
             if head_channels
             else nn.Identity()
         )
-        # Per later frame and token: a flow (in patches, so its scale does not depend on the
-        # frame size) and the logit of the weight of the moved first frame against the head's
-        # drawing, spread over the pixels bilinearly. Per token, not per pixel: a per-pixel
-        # flow came out noisy inside the object and smeared a ring into a blob. Zero at init:
-        # no motion, an even blend.
-        self.motion = nn.Linear(width, 3 * tp) if motion_head else None
-        if self.motion is not None:
-            nn.init.zeros_(self.motion.weight)
-            nn.init.zeros_(self.motion.bias)
+        # The flow of a later frame: one affine motion of the whole frame (what a camera pan
+        # or zoom, and Shapes World's one object, do), read from the frame's tokens by a learned
+        # attention pooling, plus a flow per token (in patches, so its scale does not depend on
+        # the frame size) for what moves on its own; and per token, the logit of the weight of
+        # the moved first frame against the head's drawing. Both spread over the pixels
+        # bilinearly: a per-pixel flow came out noisy inside the object and smeared a ring into
+        # a blob. All zero at init: no motion, an even blend.
+        if motion_head:
+            self.motion = nn.Linear(width, 3 * tp)
+            self.motion_pool = nn.Linear(width, tp)
+            self.motion_affine = nn.Linear(width, 6)
+            for layer in (self.motion, self.motion_affine):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+        else:
+            self.motion = None
 
     @classmethod
     def per_frame_baseline(cls, **kwargs) -> "CViViT":
@@ -158,24 +165,36 @@ class CViViT(ModelMixin, ConfigMixin):
         if self.motion is None or t == 1:
             return video, None
         tp, size = self.config.temporal_patch_size, video.shape[-1]
-        motion = self.motion(x[:, 1:]).float().reshape(b, t - 1, g, g, tp, 3)
+        later = x[:, 1:]
+        motion = self.motion(later).float().reshape(b, t - 1, g, g, tp, 3)
         motion = motion.permute(0, 1, 4, 5, 2, 3).reshape(b * (t - 1) * tp, 3, g, g)
         motion = F.interpolate(motion, size=(size, size), mode="bilinear", align_corners=False)
         motion = motion.reshape(b, (t - 1) * tp, 3, size, size).transpose(1, 2)  # b, 3, T-1, H, W
-        return self._compensate(video, motion)
+        where = self.motion_pool(later).float().softmax(dim=2)  # b, t-1, n, tp
+        pooled = torch.einsum("btnk,btnd->btkd", where, later.float()).to(later.dtype)
+        affine = self.motion_affine(pooled).float().reshape(b, (t - 1) * tp, 6)
+        return self._compensate(video, motion, affine)
 
-    def _compensate(self, video: torch.Tensor, motion: torch.Tensor) -> tuple[torch.Tensor, "MotionCompensation"]:
-        """Later frames = w * (the first frame moved by the flow) + (1 - w) * the head's drawing."""
+    def _compensate(self, video: torch.Tensor, motion: torch.Tensor, affine: torch.Tensor
+                    ) -> tuple[torch.Tensor, "MotionCompensation"]:
+        """Later frames = w * (the first frame moved) + (1 - w) * the head's drawing.
+
+        Pixel x of frame t shows the first frame's pixel at (I + A) x + b - f(x), with x from
+        the frame's centre: `affine` (B, T-1, 6) holds A (row-major) and b (in patches),
+        `motion` (B, 3, T-1, H, W) the per-token flow f (in patches) and the weight's logit."""
         b, c, t, h, w = video.shape
-        first = video[:, :, 0].float()
-        flow = motion[:, :2].float().permute(0, 2, 3, 4, 1) * self.config.patch_size  # b, T-1, H, W, (dx, dy) px
+        p = self.config.patch_size
         ys, xs = torch.meshgrid(torch.arange(h, device=video.device), torch.arange(w, device=video.device), indexing="ij")
-        source = torch.stack([xs, ys], -1).float() - flow  # pixel x of frame t shows the first frame's x - flow
-        grid = (2 * source + 1) / torch.tensor([w, h], device=video.device) - 1
+        centred = torch.stack([xs - (w - 1) / 2, ys - (h - 1) / 2], -1).float()  # H, W, (x, y)
+        matrix = affine[..., :4].reshape(b, t - 1, 1, 1, 2, 2)
+        source = centred + (matrix @ centred[..., None]).squeeze(-1) + p * affine[..., None, None, 4:]
+        source = source - p * motion[:, :2].permute(0, 2, 3, 4, 1)  # b, T-1, H, W, 2
+        grid = 2 * source / torch.tensor([w, h], device=video.device)  # centred pixels -> [-1, 1]
+        first = video[:, :, 0].float()
         moved = F.grid_sample(first.repeat_interleave(t - 1, 0), grid.flatten(0, 1), mode="bilinear",
                               padding_mode="border", align_corners=False)
         moved = moved.reshape(b, t - 1, c, h, w).transpose(1, 2)
-        weight = torch.sigmoid(motion[:, 2:].float())
+        weight = torch.sigmoid(motion[:, 2:])
         later = weight * moved + (1 - weight) * video[:, :, 1:].float()
         video = torch.cat([video[:, :, :1], later.to(video.dtype)], dim=2)
         return video, MotionCompensation(moved, weight)

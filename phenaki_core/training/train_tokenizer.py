@@ -45,7 +45,10 @@ def add_arguments(p: argparse.ArgumentParser):
 
 
 def build_model(args) -> CViViT:
-    config = {"image_size": args.size, **(json.loads(args.config) if args.config else {})}
+    # An --init folder's architecture is the starting point, so continuing a tokenizer keeps
+    # what it has (its motion head, say) unless --config changes it.
+    start = {k: v for k, v in CViViT.load_config(args.init).items() if not k.startswith("_")} if args.init else {}
+    config = {**start, "image_size": args.size, **(json.loads(args.config) if args.config else {})}
     return CViViT.per_frame_baseline(**config) if args.per_frame else CViViT(**config)
 
 
