@@ -78,3 +78,20 @@ def test_tokenizer_report_sets_are_their_ground_truth(monkeypatch):
     outlined_videos = sets[-1]
     assert outlined_videos.shape[:2] == (5, 11)
     assert all(sum(read_frame(f).style == "outlined" for f in clip) > 5 for clip in outlined_videos)
+
+
+def test_first_frames_are_scored_alone_without_their_motion():
+    from dataclasses import replace
+
+    from phenaki_core.eval.evaluate import _score_first_frames
+
+    rng = np.random.default_rng(3)
+    scenes = [replace(sw.sample_video_scene(rng), style="outlined") for _ in range(4)]
+    clips = [sw.render(s) for s in scenes]
+    prompts = [sw.caption(s) for s in scenes]
+    assert _score_first_frames(clips, prompts)["adherence"] == 1.0
+    # A first frame drawn solid fails, whatever the later frames show; a wrong motion does not count.
+    solid_first = [np.concatenate([sw.render(replace(s, style="solid"), 1), c[1:]]) for s, c in zip(scenes, clips)]
+    assert _score_first_frames(solid_first, prompts)["style"] == 0.0
+    still = [np.repeat(c[:1], 11, 0) for c in clips]
+    assert _score_first_frames(still, prompts)["adherence"] == 1.0

@@ -79,6 +79,17 @@ def test_object_weight_counts_the_tokens_that_differ_from_the_background():
     assert weighted > 3 * plain
 
 
+def test_sample_weight_scales_each_samples_share_of_the_loss():
+    targets = torch.zeros(2, 1, 2, 2, dtype=torch.long)
+    logits = torch.zeros(2, 1, 2, 2, 4)
+    logits[0, ..., 0] = 30.0  # sample 0 right everywhere, sample 1 uniform over 4 codes
+    mask = torch.ones_like(targets, dtype=torch.bool)
+    even = losses.masked_token_loss(logits[mask], targets, mask)
+    heavy = losses.masked_token_loss(logits[mask], targets, mask, sample_weight=torch.tensor([1.0, 3.0]))
+    assert torch.isclose(even, torch.log(torch.tensor(4.0)) / 2, atol=1e-4)
+    assert torch.isclose(heavy, torch.log(torch.tensor(4.0)) * 3 / 4, atol=1e-4)
+
+
 def test_object_weighting_does_not_favour_bleeding_colour_outward():
     target = -torch.ones(1, 3, 3, 16, 16)
     target[..., 6:10, 6:10] = 1  # a small object on a flat background

@@ -33,18 +33,23 @@ def random_mask(tokens: torch.Tensor, is_image: torch.Tensor, prefix_frames: tor
 
 
 def masked_token_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
-                      object_weight: float = 1.0) -> torch.Tensor:
+                      object_weight: float = 1.0, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy on the masked positions only: `logits` (N, K) at the N True positions
     of `mask` (the transformer's `logits_at=mask`), `targets` and `mask` (B, T', g, g).
 
     With object_weight > 1, tokens that differ from their latent frame's most common token
     count more: on flat backgrounds nine tokens in ten are the background's one code,
     learned in a few hundred steps, and would otherwise drown the object's few tokens,
-    which are what a prompt is about."""
+    which are what a prompt is about.
+
+    `sample_weight` (B,) scales each sample's positions: an image is scored on its first
+    frame alone, a sixth of a clip's positions, so what only images teach (outlines) gets
+    a sliver of the gradient unless its images count for more."""
     ce = F.cross_entropy(logits.float(), targets[mask], reduction="none")
-    if object_weight == 1.0:
-        return ce.mean()
-    weights = (1.0 + (object_weight - 1.0) * object_tokens(targets).float())[mask]
+    weights = 1.0 + (object_weight - 1.0) * object_tokens(targets).float()
+    if sample_weight is not None:
+        weights = weights * sample_weight.float()[:, None, None, None]
+    weights = weights[mask]
     return (ce * weights).sum() / weights.sum()
 
 

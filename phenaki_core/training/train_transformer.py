@@ -51,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--context-frames", type=int, default=5)
     p.add_argument("--object-weight", type=float, default=4.0,
                    help="loss weight of tokens that differ from their frame's background token")
+    p.add_argument("--image-weight", type=float, default=1.0,
+                   help="loss weight of an image's tokens against a video's (its first frame is all it is scored on)")
     p.add_argument("--text-encoder", default="minilm", help="'minilm' or a local T5 folder")
 
 
@@ -142,7 +144,8 @@ def main(args):
         drop = torch.rand(n_v + n_i, generator=gen).to(acc.device) < args.text_dropout
         with acc.autocast():
             logits = model(inputs, states, mask, drop, logits_at=masked)
-            loss = losses.masked_token_loss(logits, tokens, masked, args.object_weight)
+            weight = torch.where(is_image, args.image_weight, 1.0)
+            loss = losses.masked_token_loss(logits, tokens, masked, args.object_weight, weight)
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
         acc.clip_grad_norm_(model.parameters(), 1.0)
