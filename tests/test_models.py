@@ -191,6 +191,15 @@ def test_affine_motion_zooms_about_the_frame_centre(moving):
         assert torch.allclose(out[0, :, 1, y, x], expected, atol=1e-4)
 
 
+def test_moving_the_first_frame_does_not_train_its_drawing(moving):
+    moving.zero_grad()
+    out, _, motion = moving(video(5))
+    (motion.moved.sum() + out[:, :, 1:].sum()).backward()
+    assert moving.unembed_image.weight.grad is None or not moving.unembed_image.weight.grad.any()
+    assert moving.motion_affine.weight.grad.any() and moving.unembed_tubelet.weight.grad.any()
+    moving.zero_grad()
+
+
 def test_motion_head_keeps_the_decoder_causal(moving):
     with torch.no_grad():
         tokens = moving.tokenize(video(11))

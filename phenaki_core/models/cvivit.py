@@ -190,7 +190,9 @@ class CViViT(ModelMixin, ConfigMixin):
         source = centred + (matrix @ centred[..., None]).squeeze(-1) + p * affine[..., None, None, 4:]
         source = source - p * motion[:, :2].permute(0, 2, 3, 4, 1)  # b, T-1, H, W, 2
         grid = 2 * source / torch.tensor([w, h], device=video.device)  # centred pixels -> [-1, 1]
-        first = video[:, :, 0].float()
+        # Detached: the first frame is what the image path draws (and images train); moving it
+        # well is the flow's job, not a reason to draw it otherwise.
+        first = video[:, :, 0].detach().float()
         moved = F.grid_sample(first.repeat_interleave(t - 1, 0), grid.flatten(0, 1), mode="bilinear",
                               padding_mode="border", align_corners=False)
         moved = moved.reshape(b, t - 1, c, h, w).transpose(1, 2)
