@@ -311,7 +311,8 @@ def _report(results: dict, files: dict, settings: dict) -> str:
         "## Prompt adherence", "",
         "Fraction of clips whose colour, shape, style and motion all match the prompt, and each attribute alone.", "",
         *_adherence_table({k: results[k] for k in ("seen", "held-out", "outlined", FIRST_FRAMES)}), "",
-        f"\"{FIRST_FRAMES}\": the outlined clips' first frames scored alone (their motion column is not judged). "
+        f"\"{FIRST_FRAMES}\": the outlined clips' first frames scored alone on colour, shape and style (motion is "
+        "not judged: its column counts the first frames in which an object was found). "
         "The first frame is coded the way an image is, so this is what the images taught; the gap to the "
         "outlined row is what the later frames lose.", "",
         "Samples: " + ", ".join(f"[{k}]({p.name})" for k, p in files.items() if k in ("seen", "held-out", "outlined")), "",
