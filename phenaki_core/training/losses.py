@@ -46,7 +46,9 @@ def masked_token_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.T
     frame alone, a sixth of a clip's positions, so what only images teach (outlines) gets
     a sliver of the gradient unless its images count for more."""
     ce = F.cross_entropy(logits.float(), targets[mask], reduction="none")
-    weights = 1.0 + (object_weight - 1.0) * object_tokens(targets).float()
+    weights = torch.ones_like(targets, dtype=torch.float)
+    if object_weight != 1.0:
+        weights = weights + (object_weight - 1.0) * object_tokens(targets).float()
     if sample_weight is not None:
         weights = weights * sample_weight.float()[:, None, None, None]
     weights = weights[mask]
@@ -97,11 +99,8 @@ def motion_loss(moved: torch.Tensor, target: torch.Tensor, object_weight: float 
     at full size and pooled 4x and 8x. A sharp image gives a flow that is off by more than
     a pixel or two no gradient; a pooled one still tells it which way the object went."""
     later = target[:, :, 1:].float()
-    losses = []
-    for k in (1, 4, 8):
-        pool = (lambda v: v) if k == 1 else (lambda v, k=k: F.avg_pool3d(v, (1, k, k)))
-        losses.append(reconstruction_loss(pool(moved), pool(later), object_weight))
-    return sum(losses) / len(losses)
+    pooled = [(F.avg_pool3d(moved, (1, k, k)), F.avg_pool3d(later, (1, k, k))) for k in (4, 8)]
+    return sum(reconstruction_loss(m, t, object_weight) for m, t in [(moved, later), *pooled]) / 3
 
 
 def drawn_share(weight: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
