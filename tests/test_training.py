@@ -11,6 +11,7 @@ from phenaki_core import CViViT, MaskGitTransformer
 from phenaki_core.data import shapes_world as sw
 from phenaki_core.training import losses
 from phenaki_core.training.batches import on_device, shapes_world_batches
+from phenaki_core.training.prior_tokens import redraw_tokens
 
 TINY_TOKENIZER = {"width": 32, "heads": 2, "spatial_depth": 1, "temporal_depth": 1, "head_channels": 8}
 TINY_TRANSFORMER = {"width": 32, "depth": 1, "heads": 2}
@@ -167,6 +168,24 @@ def test_trainers_run_resume_and_generate(tmp_path):
     bad = run("generate", "--model", str(model), "--prompt", "", "--out", str(tmp_path / "x.npy"))
     assert bad.returncode != 0 and "prompt is empty" in bad.stderr and "Traceback" not in bad.stderr
 
+    # The decoder trained on the transformer's own redraws of its tokens (--prior).
+    tok_args = ["--size", "32", "--batch-videos", "2", "--batch-images", "2", "--eval-every", "1000",
+                "--config", json.dumps(TINY_TOKENIZER)]
+    prior = run("train-tokenizer", "--out", str(tmp_path / "dec"), "--init", str(model / "vqvae"), "--decoder-only",
+                "--prior", str(model), "--prior-rows", "1", "--steps", "2", *tok_args)
+    assert prior.returncode == 0, prior.stderr[-2000:]
+    clip = one_clip()
+    assert torch.equal(CViViT.from_pretrained(tmp_path / "dec" / "cvivit").tokenize(clip),
+                       CViViT.from_pretrained(model / "vqvae").tokenize(clip))
+    whole = run("train-tokenizer", "--out", str(tmp_path / "dec2"), "--init", str(model / "vqvae"),
+                "--prior", str(model), "--steps", "1", *tok_args)
+    assert whole.returncode != 0 and "give --decoder-only" in whole.stderr and "Traceback" not in whole.stderr
+    torch.manual_seed(1)
+    CViViT(image_size=32, **TINY_TOKENIZER).save_pretrained(tmp_path / "other")
+    other = run("train-tokenizer", "--out", str(tmp_path / "dec3"), "--init", str(tmp_path / "other"), "--decoder-only",
+                "--prior", str(model), "--steps", "1", *tok_args)
+    assert other.returncode != 0 and "tokens differ" in other.stderr and "Traceback" not in other.stderr
+
 
 def test_decoder_only_training_leaves_the_encoder_and_so_the_tokens_unchanged(tmp_path):
     torch.manual_seed(0)
@@ -289,3 +308,21 @@ def test_transformer_training_carries_an_init_over_to_another_tokenizer(tmp_path
     assert not torch.allclose(init.token_emb.weight, trained.token_emb.weight, atol=1e-2)
     alone = run("train-transformer", "--out", str(tmp_path / "alone"), *common)
     assert alone.returncode != 0 and "give --init too" in alone.stderr and "Traceback" not in alone.stderr
+
+
+def test_the_prior_redraws_only_a_share_of_the_chosen_rows_and_samples_images_as_it_trained_on_them():
+    torch.manual_seed(0)
+    prior = MaskGitTransformer(codebook_size=16, latent_frames=3, grid=4, text_dim=8, **TINY_TRANSFORMER).eval()
+    with torch.no_grad():  # a transformer that always draws code 7
+        prior.to_logits.weight.zero_()
+        prior.to_logits.bias.fill_(-30.0)[7] = 30.0
+    states, mask = torch.randn(4, 5, 8), torch.ones(4, 5, dtype=torch.bool)
+    for frames in (3, 1):  # a clip; an image, whose later frames the prior sees masked
+        tokens = torch.randint(0, 7, (4, frames, 4, 4))
+        rows = torch.tensor([True, True, True, False])
+        out = redraw_tokens(prior, tokens, states, mask, 0.5, rows, torch.Generator().manual_seed(0))
+        changed = out != tokens
+        assert out.shape == tokens.shape and changed[:3].any() and not changed[3].any()
+        assert (out[changed] == 7).all()
+        assert changed[:3].flatten(1).float().mean(1).max() < 1  # a share, not the whole clip
+    assert torch.equal(redraw_tokens(prior, tokens, states, mask, 0.0, rows), tokens)

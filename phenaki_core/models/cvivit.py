@@ -220,9 +220,15 @@ class CViViT(ModelMixin, ConfigMixin):
         """tokens (B, T', g, g) -> video (B, C, T, H, W) in [-1, 1]."""
         return self.decode(self.quantizer.indices_to_codes(tokens)).clamp(-1, 1)
 
-    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.LongTensor, "MotionCompensation | None"]:
+    def forward(self, video: torch.Tensor, tokens: torch.LongTensor | None = None
+                ) -> tuple[torch.Tensor, torch.LongTensor, "MotionCompensation | None"]:
         """Reconstruction for training: (video, tokens, the motion head's parts or None),
-        gradients straight through the quantizer."""
+        gradients straight through the quantizer. Given `tokens`, the decoder draws those
+        instead of the video's own (a decoder trained on other tokens, such as a
+        transformer's); through forward, so a distributed wrapper still sees the step."""
+        if tokens is not None:
+            video, motion = self._draw(self.quantizer.indices_to_codes(tokens))
+            return video, tokens, motion
         codes, tokens = self.encode(video)
         video, motion = self._draw(codes)
         return video, tokens, motion

@@ -15,8 +15,11 @@ from tqdm import tqdm
 
 from ..eval.tokenizer_eval import tokenizer_report
 from ..models import CViViT, Discriminator
+from ..pipelines import PhenakiPipeline
 from . import losses
 from .batches import folder_batches, on_device, shapes_world_batches
+from .prior_tokens import redraw_tokens
+from .train_transformer import TextCache
 from .common import EMA, Budget, Checkpointer, add_run_arguments, learning_rate, warm_start
 
 
@@ -35,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--decoder-only", action="store_true",
                    help="train the decoder alone: the tokens, and so a transformer trained on them, stay valid")
     p.add_argument("--per-frame", action="store_true", help="train the per-frame baseline (Table 3)")
+    p.add_argument("--prior", default=None,
+                   help="a pipeline folder on these tokens: its transformer redraws some of the tokens the decoder "
+                        "learns from (--decoder-only), so it learns to draw what samples mean (prior_tokens.py)")
+    p.add_argument("--prior-rows", type=float, default=0.5, help="share of clips and images decoded from redrawn tokens")
+    p.add_argument("--prior-share", type=float, default=0.3, help="the largest share of a clip's tokens redrawn")
     p.add_argument("--motion-weight", type=float, default=1.0,
                    help="weight of the motion head's moved first frame alone against the later frames")
     # The head's own drawing reconstructs a solid moving object as well as the moved first
@@ -75,6 +83,7 @@ def main(args):
         ema.model.load_state_dict(state["ema"]); step = state["step"]
         acc.print(f"resumed at step {step}")
     perceptual = torch.jit.load(args.perceptual).eval().requires_grad_(False) if args.perceptual else None
+    prior = load_prior(args, model, acc.device) if args.prior else None
     model, disc, opt, d_opt = acc.prepare(model, disc, opt, d_opt)
     ema.model.to(acc.device)  # the copy was made before prepare moved the model
 
@@ -92,9 +101,14 @@ def main(args):
     while not budget.done(step):
         b = next(batches).with_stills(args.still_fraction)
         clips, images = on_device(b.videos, acc.device), on_device(b.images, acc.device)
+        tokens_v = tokens_i = None
+        if prior is not None:
+            with acc.autocast():
+                tokens_v, tokens_i = (prior.redraw(acc.unwrap_model(model), x, captions, args)
+                                      for x, captions in ((clips, b.video_captions), (images, b.image_captions)))
         with acc.autocast():
-            recon_v, tokens, motion = model(clips)
-            recon_i = model(images)[0] if len(images) else None
+            recon_v, tokens, motion = model(clips, tokens_v)
+            recon_i = model(images, tokens_i)[0] if len(images) else None
             rec = losses.reconstruction_loss(recon_v, clips, args.object_weight)
             if recon_i is not None:
                 rec_i = losses.reconstruction_loss(recon_i, images, args.object_weight)
@@ -105,9 +119,11 @@ def main(args):
                 drawn = losses.drawn_share(motion.weight, clips)
                 loss = loss + args.motion_weight * motion_rec + args.prefer_motion * drawn
             adv_on = step >= args.adv_start
-            if adv_on:  # the discriminator judges two random frames a clip: most of the signal, a fraction of the cost
+            if adv_on:  # the discriminator judges two random frames a clip (most of the signal, a fraction
+                # of the cost) and every image: a look only images show is judged where it is drawn
                 judged = torch.randint(clips.shape[2], (2,), device=clips.device)
-                loss = loss + args.adv_weight * losses.generator_adv_loss(disc(recon_v[:, :, judged]))
+                fakes = [recon_v[:, :, judged]] + ([recon_i] if recon_i is not None else [])
+                loss = loss + args.adv_weight * sum(losses.generator_adv_loss(disc(f)) for f in fakes) / len(fakes)
             if perceptual is not None:
                 frames = lambda v: v.transpose(1, 2).flatten(0, 1)
                 loss = loss + args.perceptual_weight * (perceptual(frames(recon_v)) - perceptual(frames(clips))).pow(2).mean()
@@ -122,7 +138,8 @@ def main(args):
             record.update(motion_l2=motion_rec.item(), drawn=drawn.item())
         if adv_on:
             with acc.autocast():
-                d_loss = losses.hinge_d_loss(disc(clips[:, :, judged]), disc(recon_v[:, :, judged].detach()))
+                reals = [clips[:, :, judged]] + ([images] if recon_i is not None else [])
+                d_loss = sum(losses.hinge_d_loss(disc(r), disc(f.detach())) for r, f in zip(reals, fakes)) / len(fakes)
             d_opt.zero_grad(set_to_none=True)
             acc.backward(d_loss)
             d_opt.step()
@@ -147,6 +164,35 @@ def main(args):
     if acc.is_main_process:
         save(acc, ckpt, model, disc, opt, d_opt, ema, step)
     bar.close()
+
+
+class Prior:
+    """A frozen transformer and its text encoder, redrawing tokens for the decoder to learn from."""
+
+    def __init__(self, pipe, device):
+        self.transformer = pipe.transformer.eval().requires_grad_(False).to(device)
+        self.text = TextCache(pipe.text_encoder)
+
+    def redraw(self, tokenizer, frames, captions, args):
+        if len(frames) == 0:
+            return None
+        tokens = tokenizer.tokenize(frames)
+        rows = torch.rand(len(tokens), device=tokens.device) < args.prior_rows
+        states, mask = self.text(captions, tokens.device)
+        return redraw_tokens(self.transformer, tokens, states, mask, args.prior_share, rows)
+
+
+def load_prior(args, model, device) -> Prior:
+    if not args.decoder_only:
+        raise SystemExit("--prior redraws this tokenizer's tokens, so its encoder must stay as it is: give --decoder-only")
+    pipe = PhenakiPipeline.from_pretrained(args.prior)
+    probe = shapes_world_batches(0, 4, 0, args.size, args.frames)
+    clips = on_device(next(probe).videos, "cpu")
+    with torch.no_grad():
+        same = torch.equal(pipe.vqvae.tokenize(clips), model.tokenize(clips))
+    if not same:
+        raise SystemExit(f"--prior {args.prior}: its tokenizer's tokens differ from this one's (--init the same vqvae)")
+    return Prior(pipe, device)
 
 
 def save(acc, ckpt, model, disc, opt, d_opt, ema, step):
