@@ -1,4 +1,5 @@
-"""What both trainers share: EMA weights, resumable checkpoints, a time budget, loss curves."""
+"""What both trainers share: EMA weights, resumable checkpoints, a time budget, loss curves,
+captions encoded once."""
 import copy
 import json
 import math
@@ -7,6 +8,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from ..text import TextEncoder
 
 
 class EMA:
@@ -144,3 +147,24 @@ def add_run_arguments(p, batch_videos: int, batch_images: int):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0,
                    help="processes rendering Shapes World batches ahead of training (a GPU needs several)")
+
+
+class TextCache:
+    """Captions repeat endlessly in training: encode each once."""
+
+    def __init__(self, encoder: TextEncoder):
+        self.encoder, self.cache = encoder, {}
+
+    def __call__(self, captions: list[str], device):
+        missing = [c for c in dict.fromkeys(captions) if c not in self.cache]
+        if missing:
+            states, mask = self.encoder.encode(missing)
+            for c, s, m in zip(missing, states, mask):
+                self.cache[c] = s[m].float()
+        rows = [self.cache[c] for c in captions]
+        length = max(len(r) for r in rows)
+        states = torch.zeros(len(rows), length, rows[0].shape[-1])
+        mask = torch.zeros(len(rows), length, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            states[i, : len(r)], mask[i, : len(r)] = r, True
+        return states.to(device), mask.to(device)

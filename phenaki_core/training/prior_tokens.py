@@ -1,11 +1,13 @@
 """Tokens as the transformer draws them, for training the decoder on (`--prior`).
 
-A decoder trained on exact codes meets other codes in use: the transformer's samples
-are right on most positions and near-right on the rest. Solid shapes survive a few wrong
-codes; a thin ring does not (one gap, and the checker reads it as solid), so the shipped
-model draws rings for outlined prompts that its decoder then breaks. Here a random share
-of each clip's tokens is masked and drawn again by the frozen transformer, in one pass at
-temperature 1, and the decoder learns to draw the ground truth from them.
+A decoder trained on exact codes meets other codes in use: a transformer's samples are
+right on most positions and near-right on some. A decoder that has learned what such
+tokens mean could draw what was meant, where a thin stroke would otherwise break (one gap
+in a ring, and Shapes World's checker reads it as solid). So a random share of each
+clip's tokens is masked and drawn again by the frozen transformer, in one pass at
+temperature 1, and the decoder learns to draw the ground truth from them. On Shapes
+World it drew sampled outlined shapes no better (the model card, training step 17): there
+the sampled tokens compose the ring wrongly, not just a few of them off.
 """
 import torch
 

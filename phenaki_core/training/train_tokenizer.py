@@ -18,9 +18,8 @@ from ..models import CViViT, Discriminator
 from ..pipelines import PhenakiPipeline
 from . import losses
 from .batches import folder_batches, on_device, shapes_world_batches
+from .common import EMA, Budget, Checkpointer, TextCache, add_run_arguments, learning_rate, warm_start
 from .prior_tokens import redraw_tokens
-from .train_transformer import TextCache
-from .common import EMA, Budget, Checkpointer, add_run_arguments, learning_rate, warm_start
 
 
 def add_arguments(p: argparse.ArgumentParser):
@@ -103,9 +102,8 @@ def main(args):
         clips, images = on_device(b.videos, acc.device), on_device(b.images, acc.device)
         tokens_v = tokens_i = None
         if prior is not None:
-            with acc.autocast():
-                tokens_v, tokens_i = (prior.redraw(acc.unwrap_model(model), x, captions, args)
-                                      for x, captions in ((clips, b.video_captions), (images, b.image_captions)))
+            tokens_v, tokens_i = (prior.redraw(acc, acc.unwrap_model(model), x, captions, args)
+                                  for x, captions in ((clips, b.video_captions), (images, b.image_captions)))
         with acc.autocast():
             recon_v, tokens, motion = model(clips, tokens_v)
             recon_i = model(images, tokens_i)[0] if len(images) else None
@@ -173,13 +171,15 @@ class Prior:
         self.transformer = pipe.transformer.eval().requires_grad_(False).to(device)
         self.text = TextCache(pipe.text_encoder)
 
-    def redraw(self, tokenizer, frames, captions, args):
+    def redraw(self, acc, tokenizer, frames, captions, args):
         if len(frames) == 0:
             return None
-        tokens = tokenizer.tokenize(frames)
+        with torch.no_grad():  # in full precision: the very tokens the transformer trained on
+            tokens = tokenizer.tokenize(frames)
         rows = torch.rand(len(tokens), device=tokens.device) < args.prior_rows
         states, mask = self.text(captions, tokens.device)
-        return redraw_tokens(self.transformer, tokens, states, mask, args.prior_share, rows)
+        with acc.autocast():
+            return redraw_tokens(self.transformer, tokens, states, mask, args.prior_share, rows)
 
 
 def load_prior(args, model, device) -> Prior:

@@ -32,7 +32,7 @@ from ..text import TextEncoder
 from . import losses
 from .batches import folder_batches, on_device, shapes_world_batches
 from .code_transfer import code_cooccurrence, transfer_codes, transfer_time_positions
-from .common import EMA, Budget, Checkpointer, add_run_arguments, learning_rate, warm_start
+from .common import EMA, Budget, Checkpointer, TextCache, add_run_arguments, learning_rate, warm_start
 
 
 def add_arguments(p: argparse.ArgumentParser):
@@ -54,27 +54,6 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--image-weight", type=float, default=1.0,
                    help="loss weight of an image's tokens against a video's (its first frame is all it is scored on)")
     p.add_argument("--text-encoder", default="minilm", help="'minilm' or a local T5 folder")
-
-
-class TextCache:
-    """Captions repeat endlessly in training: encode each once."""
-
-    def __init__(self, encoder: TextEncoder):
-        self.encoder, self.cache = encoder, {}
-
-    def __call__(self, captions: list[str], device):
-        missing = [c for c in dict.fromkeys(captions) if c not in self.cache]
-        if missing:
-            states, mask = self.encoder.encode(missing)
-            for c, s, m in zip(missing, states, mask):
-                self.cache[c] = s[m].float()
-        rows = [self.cache[c] for c in captions]
-        length = max(len(r) for r in rows)
-        states = torch.zeros(len(rows), length, rows[0].shape[-1])
-        mask = torch.zeros(len(rows), length, dtype=torch.bool)
-        for i, r in enumerate(rows):
-            states[i, : len(r)], mask[i, : len(r)] = r, True
-        return states.to(device), mask.to(device)
 
 
 def main(args):
