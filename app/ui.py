@@ -536,8 +536,8 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                     yield render_view(st, number, str(path) if path else None,
                                       progress_html(f"Segment {i + 1} done ({data['done']}/{total}).",
                                                     data["done"] / total, 1, "running"))
-                elif kind == "done":
-                    yield render_view(st, number, None, progress_html("Done: every segment is rendered.", 1, 1, "done"))
+                elif kind == "done":  # each clip was shown as it finished; now the selected segment's again
+                    yield render_view(st, number, clip(st, number), progress_html("Done: every segment is rendered.", 1, 1, "done"))
                 elif kind == "cancelled":
                     yield render_view(st, number, None, progress_html(f"Cancelled ({data}).", 0, 0, "cancelled"))
                 elif kind == "error":

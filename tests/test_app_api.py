@@ -91,8 +91,11 @@ def test_story_render_regenerate_export(server, tiny_pipe):
     assert len(s["segments"][1]["takes"]) == 2 and s["segments"][1]["active_take"] == 2
     with pytest.raises(AppError, match="stale"):
         c.predict("mp4", api_name="/export")
-    s = c.predict(1, api_name="/render_story")[0]
-    assert statuses(s) == ["rendered"] * 3
+    out = c.predict(2, api_name="/render_story")  # with segment 2 selected; only segment 3 renders
+    assert statuses(out[0]) == ["rendered"] * 3
+    clip = out[3]["video"] if isinstance(out[3], dict) and "video" in out[3] else out[3]
+    # the player ends on the selected segment, not on the last one rendered
+    assert isinstance(clip, str) and len(read_video(clip)) == 8, out[3]
     npy2, sidecar = export(c, "npy")
     second = np.load(npy2)
     assert np.array_equal(second[:11], first[:11])  # segment 1 untouched
