@@ -28,15 +28,16 @@ from .render import Studio, new_session_id, project_limits, valid_session_id  # 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 STORAGE_KEY = "phenaki-studio-session"
 
+# Each goes back the way it came, so the object stays in the frame (2 px a frame, 64 px wide).
 EXAMPLES = {
     "Red circle: motion, then colour, then shape": [
         ("a red circle moves right", 11), ("a red circle moves left", 11),
-        ("a blue circle moves left", 11), ("a blue square moves left", 11)],
+        ("a blue circle moves right", 11), ("a blue square moves left", 11)],
     "Blue square grows on gray": [
         ("a blue square grows on a gray background", 11), ("a blue square shrinks on a gray background", 11)],
     "Yellow triangle's trip": [
-        ("a yellow triangle moves up on a navy background", 11), ("a yellow triangle moves right on a navy background", 11),
-        ("a white triangle moves right on a navy background", 11)],
+        ("a yellow triangle moves up on a navy background", 11), ("a white triangle moves down on a navy background", 11),
+        ("a white triangle grows on a navy background", 11)],
     "Cut between scenes": [
         ("a green circle moves down", 11), ("a purple triangle stays still on a gray background", 11)],
 }
