@@ -82,7 +82,7 @@ def main(args):
         ema.model.load_state_dict(state["ema"]); step = state["step"]
         acc.print(f"resumed at step {step}")
     perceptual = torch.jit.load(args.perceptual).eval().requires_grad_(False) if args.perceptual else None
-    prior = load_prior(args, model, acc.device) if args.prior else None
+    prior = load_prior(args, model, acc) if args.prior else None
     model, disc, opt, d_opt = acc.prepare(model, disc, opt, d_opt)
     ema.model.to(acc.device)  # the copy was made before prepare moved the model
 
@@ -102,7 +102,7 @@ def main(args):
         clips, images = on_device(b.videos, acc.device), on_device(b.images, acc.device)
         tokens_v = tokens_i = None
         if prior is not None:
-            tokens_v, tokens_i = (prior.redraw(acc, acc.unwrap_model(model), x, captions, args)
+            tokens_v, tokens_i = (prior.redraw(acc.unwrap_model(model), x, captions)
                                   for x, captions in ((clips, b.video_captions), (images, b.image_captions)))
         with acc.autocast():
             recon_v, tokens, motion = model(clips, tokens_v)
@@ -167,22 +167,23 @@ def main(args):
 class Prior:
     """A frozen transformer and its text encoder, redrawing tokens for the decoder to learn from."""
 
-    def __init__(self, pipe, device):
-        self.transformer = pipe.transformer.eval().requires_grad_(False).to(device)
-        self.text = TextCache(pipe.text_encoder)
+    def __init__(self, pipe, acc, rows: float, share: float):
+        self.transformer = pipe.transformer.eval().requires_grad_(False).to(acc.device)
+        self.text, self.autocast = TextCache(pipe.text_encoder), acc.autocast
+        self.rows, self.share = rows, share
 
-    def redraw(self, acc, tokenizer, frames, captions, args):
+    def redraw(self, tokenizer, frames, captions):
         if len(frames) == 0:
             return None
         with torch.no_grad():  # in full precision: the very tokens the transformer trained on
             tokens = tokenizer.tokenize(frames)
-        rows = torch.rand(len(tokens), device=tokens.device) < args.prior_rows
+        rows = torch.rand(len(tokens), device=tokens.device) < self.rows
         states, mask = self.text(captions, tokens.device)
-        with acc.autocast():
-            return redraw_tokens(self.transformer, tokens, states, mask, args.prior_share, rows)
+        with self.autocast():
+            return redraw_tokens(self.transformer, tokens, states, mask, self.share, rows)
 
 
-def load_prior(args, model, device) -> Prior:
+def load_prior(args, model, acc) -> Prior:
     if not args.decoder_only:
         raise SystemExit("--prior redraws this tokenizer's tokens, so its encoder must stay as it is: give --decoder-only")
     pipe = PhenakiPipeline.from_pretrained(args.prior)
@@ -192,7 +193,7 @@ def load_prior(args, model, device) -> Prior:
         same = torch.equal(pipe.vqvae.tokenize(clips), model.tokenize(clips))
     if not same:
         raise SystemExit(f"--prior {args.prior}: its tokenizer's tokens differ from this one's (--init the same vqvae)")
-    return Prior(pipe, device)
+    return Prior(pipe, acc, args.prior_rows, args.prior_share)
 
 
 def save(acc, ckpt, model, disc, opt, d_opt, ema, step):
