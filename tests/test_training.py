@@ -149,8 +149,8 @@ def test_trainers_run_resume_and_generate(tmp_path):
     assert (tmp_path / "tok" / "loss.png").stat().st_size > 1000
 
     tr = run("train-transformer", "--tokenizer", str(tmp_path / "tok" / "cvivit"), "--out", str(tmp_path / "tr"),
-             "--steps", "3", "--batch-videos", "2", "--batch-images", "2", "--still-fraction", "0.5", "--eval-every", "1000",
-             "--workers", "2",
+             "--steps", "3", "--batch-videos", "2", "--batch-images", "4", "--still-fraction", "0.5", "--eval-every", "1000",
+             "--single-frame-images", "0.5", "--workers", "2",
              "--config", json.dumps(TINY_TRANSFORMER))
     assert tr.returncode == 0, tr.stderr[-2000:]
     model = tmp_path / "tr" / "pipeline"

@@ -46,13 +46,20 @@ def masked_token_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.T
     frame alone, a sixth of a clip's positions, so what only images teach (outlines) gets
     a sliver of the gradient unless its images count for more."""
     ce = F.cross_entropy(logits.float(), targets[mask], reduction="none")
+    weights = masked_token_weights(targets, mask, object_weight, sample_weight)
+    return (ce * weights).sum() / weights.sum()
+
+
+def masked_token_weights(targets: torch.Tensor, mask: torch.Tensor, object_weight: float = 1.0,
+                         sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The weight of each masked position in `masked_token_loss`, (N,): their sum says how
+    much a batch counts when losses of batches shaped apart are averaged together."""
     weights = torch.ones_like(targets, dtype=torch.float)
     if object_weight != 1.0:
         weights = weights + (object_weight - 1.0) * object_tokens(targets).float()
     if sample_weight is not None:
         weights = weights * sample_weight.float()[:, None, None, None]
-    weights = weights[mask]
-    return (ce * weights).sum() / weights.sum()
+    return weights[mask]
 
 
 def object_tokens(tokens: torch.Tensor) -> torch.Tensor:

@@ -53,6 +53,10 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="loss weight of tokens that differ from their frame's background token")
     p.add_argument("--image-weight", type=float, default=1.0,
                    help="loss weight of an image's tokens against a video's (its first frame is all it is scored on)")
+    p.add_argument("--single-frame-images", type=float, default=0.0,
+                   help="share of the images trained alone, as one-latent-frame sequences: a sixth of a clip's "
+                        "tokens each, so a step can hold several times more of them (the rest train as whole "
+                        "clips with the later frames masked, the way sampling starts)")
     p.add_argument("--text-encoder", default="minilm", help="'minilm' or a local T5 folder")
 
 
@@ -109,9 +113,13 @@ def main(args):
         with torch.no_grad():
             video_tokens = tokenizer.tokenize(on_device(b.videos, acc.device))
             image_tokens = tokenizer.tokenize(on_device(b.images, acc.device)) if len(b.images) else video_tokens[:0, :1]
-        pad = torch.zeros(len(image_tokens), latent_frames - 1, *image_tokens.shape[2:], dtype=torch.long, device=acc.device)
+        # An image is scored on its first frame alone, so the ones trained on their own need
+        # only that frame's tokens: what only images teach (outlines) then costs little.
+        n_i = len(image_tokens) - round(len(image_tokens) * args.single_frame_images)
+        single_tokens, image_tokens = image_tokens[n_i:], image_tokens[:n_i]
+        pad = torch.zeros(n_i, latent_frames - 1, *image_tokens.shape[2:], dtype=torch.long, device=acc.device)
         tokens = torch.cat([video_tokens, torch.cat([image_tokens, pad], 1)])
-        n_v, n_i = len(video_tokens), len(image_tokens)
+        n_v = len(video_tokens)
         is_image = torch.arange(n_v + n_i, device=acc.device) >= n_v
         # Frames before a story clip's change are context: whole latent frames before it.
         prefix = torch.where(b.context_frames > 0, 1 + (b.context_frames - 1) // tp, 0)
@@ -120,11 +128,24 @@ def main(args):
         prefix = torch.cat([prefix, torch.zeros(n_i, dtype=torch.long)]).to(acc.device)
         inputs, masked = losses.prepare_masked_batch(tokens, is_image, mask_id, prefix, generator=None)
         states, mask = text(b.video_captions + b.image_captions, acc.device)
-        drop = torch.rand(n_v + n_i, generator=gen).to(acc.device) < args.text_dropout
+        drop = torch.rand(len(states), generator=gen).to(acc.device) < args.text_dropout
         with acc.autocast():
-            logits = model(inputs, states, mask, drop, logits_at=masked)
+            logits = model(inputs, states[:n_v + n_i], mask[:n_v + n_i], drop[:n_v + n_i], logits_at=masked)
             weight = torch.where(is_image, args.image_weight, 1.0)
             loss = losses.masked_token_loss(logits, tokens, masked, args.object_weight, weight)
+            targets = tokens[masked]
+            if len(single_tokens):
+                single = torch.ones(len(single_tokens), dtype=torch.bool, device=acc.device)
+                single_inputs, single_masked = losses.prepare_masked_batch(single_tokens, single, mask_id)
+                single_logits = model(single_inputs, states[n_v + n_i:], mask[n_v + n_i:], drop[n_v + n_i:],
+                                      logits_at=single_masked)
+                single_weight = torch.full_like(single, args.image_weight, dtype=torch.float)
+                single_loss = losses.masked_token_loss(single_logits, single_tokens, single_masked,
+                                                       args.object_weight, single_weight)
+                counts = [losses.masked_token_weights(t, m, args.object_weight, w).sum()
+                          for t, m, w in ((tokens, masked, weight), (single_tokens, single_masked, single_weight))]
+                loss = (loss * counts[0] + single_loss * counts[1]) / (counts[0] + counts[1])
+                logits, targets = torch.cat([logits, single_logits]), torch.cat([targets, single_tokens[single_masked]])
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
         acc.clip_grad_norm_(model.parameters(), 1.0)
@@ -133,9 +154,11 @@ def main(args):
         opt.step()
         ema.update(acc.unwrap_model(model), step)
         with torch.no_grad():
-            right = logits.argmax(-1) == tokens[masked]
+            right = logits.argmax(-1) == targets
             acc_masked = right.float().mean().item()
             on_object = losses.object_tokens(tokens)[masked]
+            if len(single_tokens):
+                on_object = torch.cat([on_object, losses.object_tokens(single_tokens)[single_masked]])
             acc_object = right[on_object].float().mean().item() if on_object.any() else float("nan")
         record = {"step": step, "loss": loss.item(), "token_acc": acc_masked, "object_acc": acc_object}
         step += 1
