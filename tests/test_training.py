@@ -91,6 +91,27 @@ def test_sample_weight_scales_each_samples_share_of_the_loss():
     assert torch.isclose(heavy, torch.log(torch.tensor(4.0)) * 3 / 4, atol=1e-4)
 
 
+def test_losses_of_two_batches_weighed_by_their_weights_are_the_loss_of_both_as_one():
+    # What the transformer trainer does with the images it trains alone (a batch of its own).
+    g = torch.Generator().manual_seed(0)
+    targets = torch.randint(0, 3, (5, 1, 4, 4), generator=g)  # many tokens off the background one
+    mask = torch.rand(targets.shape, generator=g) < 0.6
+    logits = torch.randn(int(mask.sum()), 8, generator=g)
+    weight = torch.tensor([1.0, 1.0, 2.0, 2.0, 2.0])
+    joint = losses.masked_token_loss(logits, targets, mask, 4.0, weight)
+    n = int(mask[:2].sum())
+    parts = [(logits[:n], targets[:2], mask[:2], weight[:2]), (logits[n:], targets[2:], mask[2:], weight[2:])]
+    loss = [losses.masked_token_loss(lg, t, m, 4.0, w) for lg, t, m, w in parts]
+    count = [losses.masked_token_weights(t, m, 4.0, w).sum() for _, t, m, w in parts]
+    assert torch.isclose((loss[0] * count[0] + loss[1] * count[1]) / (count[0] + count[1]), joint)
+    assert not torch.isclose((loss[0] + loss[1]) / 2, joint)  # a plain mean of the two would not be
+
+
+def test_a_batch_without_videos_is_refused_clearly():
+    out = run("train-transformer", "--tokenizer", "x", "--out", "y", "--batch-videos", "0")
+    assert out.returncode != 0 and "--batch-videos: must be at least 1" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_object_weighting_does_not_favour_bleeding_colour_outward():
     target = -torch.ones(1, 3, 3, 16, 16)
     target[..., 6:10, 6:10] = 1  # a small object on a flat background

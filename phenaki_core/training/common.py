@@ -1,5 +1,6 @@
 """What both trainers share: EMA weights, resumable checkpoints, a time budget, loss curves,
 captions encoded once."""
+import argparse
 import copy
 import json
 import math
@@ -126,6 +127,17 @@ def learning_rate(base: float, step: int, budget: Budget, warmup: int, decay: bo
     return lr
 
 
+def at_least(low: int):
+    """An argparse type: an int no smaller than `low`. The data streams build every batch around its
+    videos, so a batch needs one; images may be none (video-only training, Table 2)."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
 def add_run_arguments(p, batch_videos: int, batch_images: int):
     """The options both trainers share: the run folder, the budget, the data, the optimizer."""
     p.add_argument("--out", required=True, help="run folder: checkpoints, logs, the exported model")
@@ -136,8 +148,8 @@ def add_run_arguments(p, batch_videos: int, batch_images: int):
     p.add_argument("--images", default=None, help="folder of captioned images")
     p.add_argument("--fps", type=float, default=8)
     p.add_argument("--frames", type=int, default=11)
-    p.add_argument("--batch-videos", type=int, default=batch_videos)
-    p.add_argument("--batch-images", type=int, default=batch_images)
+    p.add_argument("--batch-videos", type=at_least(1), default=batch_videos)
+    p.add_argument("--batch-images", type=at_least(0), default=batch_images)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-decay", action="store_true", help="cosine-decay the learning rate over this run's budget")
     p.add_argument("--config", default=None, help="JSON of model config overrides")
