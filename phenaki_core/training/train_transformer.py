@@ -10,7 +10,9 @@ Images can also train as still clips (the image repeated over the clip,
 `--still-fraction`). C-ViViT codes a first frame and a later tubelet with separate
 embeddings, so a style seen only in images (Shapes World's outlines) has first-frame
 codes but no tubelet codes, and a video in that style fills in after its first frame.
-Still clips give the tubelet codes a target.
+Still clips give the tubelet codes a target. Images can also train alone, as
+one-latent-frame sequences (`--single-frame-images`): scored on the first frame only, an
+image needs only that frame's tokens, so many more of them fit a step.
 
 A transformer can start from one trained on another tokenizer's codes (`--init` with
 `--init-tokenizer`): its code tables are carried over by where the codes co-occur
