@@ -12,36 +12,17 @@ Two token layouts through `phenaki train-transformer` itself, the same transform
 Seconds a step come from each run's log (steps after the first 5). Runs alternate round
 by round and ratios are taken within a round, so drift in the machine's speed hits all alike.
 """
-import argparse
-import json
-import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "assets" / "phenaki-shapes-64" / "vqvae"
+from transformer_step import ROOT, SHIPPED, bench_arguments, ratio_table, seconds_a_step
+
 COARSE = {"patch_size": 16, "temporal_patch_size": 1, "width": 192, "fsq_levels": [8, 8, 8, 6, 5]}
 
 
-def seconds_a_step(tokenizer: Path, videos: int, steps: int, folder: Path) -> float:
-    cmd = [sys.executable, "-m", "phenaki_core.cli", "train-transformer", "--tokenizer", str(tokenizer),
-           "--out", str(folder), "--steps", str(steps), "--eval-every", "1000000", "--checkpoint-minutes", "1000",
-           "--batch-videos", str(videos), "--batch-images", "12", "--still-fraction", "0.5",
-           "--story-fraction", "0.35", "--continuation-fraction", "0.35", "--seed", "3",
-           "--config", json.dumps({"width": 256, "depth": 4, "heads": 4})]
-    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
-    times = [json.loads(line)["time"] for line in open(folder / "log.jsonl")]
-    return (times[-1] - times[4]) / (len(times) - 5)
-
-
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--out", default=None)
-    args = p.parse_args()
+    args = bench_arguments()
     sys.path.insert(0, str(ROOT))
     from phenaki_core.models import CViViT
 
@@ -49,21 +30,15 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         coarse = Path(tmp) / "coarse"
         CViViT(**COARSE).save_pretrained(coarse)
-        configs = {"A: shipped grid, 384 tokens, 24 videos": (SHIPPED, 24),
+        configs = {"A: shipped grid, 384 tokens, 24 videos": (SHIPPED / "vqvae", 24),
                    "B: 16x16 one-frame grid, 176 tokens, 24 videos": (coarse, 24),
                    "C: 16x16 one-frame grid, 176 tokens, 48 videos": (coarse, 48)}
         for r in range(args.rounds):
-            rounds.append({name: seconds_a_step(tok, videos, args.steps, Path(tmp) / f"{r}-{i}")
+            rounds.append({name: seconds_a_step(tok, ["--batch-videos", str(videos), "--batch-images", "12",
+                                                       "--still-fraction", "0.5"], args.steps, Path(tmp) / f"{r}-{i}")
                            for i, (name, (tok, videos)) in enumerate(configs.items())})
             print(f"round {r + 1}: " + ", ".join(f"{k[:1]} {v:.2f} s" for k, v in rounds[-1].items()), flush=True)
-    base = next(iter(configs))
-    lines = ["| token grid, batch | seconds a step (median of rounds) | against A (median of the rounds' ratios) |",
-             "|---|---|---|"]
-    for name in configs:
-        secs = statistics.median(r[name] for r in rounds)
-        ratio = statistics.median(r[name] / r[base] for r in rounds)
-        lines.append(f"| {name} | {secs:.2f} | {ratio:.2f}x |")
-    table = "\n".join(lines)
+    table = ratio_table(rounds, "token grid, batch")
     print(table)
     if args.out:
         Path(args.out).write_text(f"# A transformer step on two token grids (bench/bench_token_grid.py)\n\n"
