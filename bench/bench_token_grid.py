@@ -18,14 +18,14 @@ from pathlib import Path
 
 from transformer_step import ROOT, SHIPPED, bench_arguments, ratio_table, seconds_a_step
 
+sys.path.insert(0, str(ROOT))
+from phenaki_core.models import CViViT  # noqa: E402
+
 COARSE = {"patch_size": 16, "temporal_patch_size": 1, "width": 192, "fsq_levels": [8, 8, 8, 6, 5]}
 
 
 def main():
     args = bench_arguments()
-    sys.path.insert(0, str(ROOT))
-    from phenaki_core.models import CViViT
-
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
         coarse = Path(tmp) / "coarse"
