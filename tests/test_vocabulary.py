@@ -6,9 +6,19 @@ import pytest
 
 from phenaki_core.data import shapes_world as sw
 from phenaki_core.pipelines import DEFAULT_MODEL
-from phenaki_core.text.vocabulary import (VOCABULARY_FILE, VocabularyError, build_vocabulary, closest_words,
-                                          load_vocabulary, save_vocabulary, shapes_world_vocabulary,
-                                          suggestions, training_vocabulary, unknown_words, words_of)
+from phenaki_core.text.vocabulary import (
+    VOCABULARY_FILE,
+    VocabularyError,
+    build_vocabulary,
+    closest_words,
+    load_vocabulary,
+    save_vocabulary,
+    shapes_world_vocabulary,
+    suggestions,
+    training_vocabulary,
+    unknown_words,
+    words_of,
+)
 
 
 @pytest.fixture(scope="module")
