@@ -1,0 +1,340 @@
+"""Project bundles: one zip file holding a project's recipe and its renders.
+
+Opening a bundle shows the finished story at once, with no render call. The recipe inside
+is today's project JSON, byte for byte as `Project.to_json` wrote it (so a script that
+reads project files reads the recipe unchanged, and re-rendering it is bit-exact); the
+renders are each take's frames as `.npy` (uint8, (T, H, W, 3)), optionally with its tokens.
+
+    bundle.zip
+      phenaki-bundle.json           {"format": "phenaki-studio-bundle/1", "project": "project.json",
+                                     "takes": {"<item id>-<take id>": {"frames": [T, H, W, 3], ...}}}
+      project.json                  the recipe (Project.to_json)
+      takes/<item id>-<take id>.frames.npy
+      takes/<item id>-<take id>.tokens.npy   (optional)
+
+A take's key is `<item id>-<take id>`, as in the studio's autosave (`frames.npz`), so the
+same code that restores an autosave restores a bundle:
+
+    write_bundle(path, project.to_json(), {f"{it.id}-{t.id}": {"frames": t.frames}
+                                          for it in project.items for t in it.takes if t.frames is not None})
+    project_json, takes = read_bundle(path, frame_size=project.frame_size)
+    project = Project.from_json(project_json, **limits)   # then attach takes[key]["frames"] to each take
+
+Reading trusts nothing: the file, the zip's end record and every entry's declared size are
+checked before anything is decompressed (a zip bomb is refused from its headers), names
+are matched exactly against the manifest (no path is ever joined or extracted), and every
+array's header (dtype, shape) is checked before its data is read; each take must belong to
+the recipe and have its segment's frame count. Any failure is a BundleError whose message
+says what is wrong, in plain words.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import secrets
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .project import MAX_PROJECT_BYTES
+
+BUNDLE_FORMAT = "phenaki-studio-bundle/1"
+MANIFEST = "phenaki-bundle.json"
+PROJECT_ENTRY = "project.json"
+MAX_BUNDLE_BYTES = 512 * 2**20  # the file on disk
+MAX_UNPACKED_BYTES = 512 * 2**20  # all entries, as declared, together
+MAX_ENTRY_BYTES = 256 * 2**20  # one entry
+MAX_MANIFEST_BYTES = 2 * 2**20
+MAX_ENTRIES = 4096
+MAX_RATIO = 2000  # declared size / compressed size; deflate tops out near 1030 on real data
+MAX_FRAMES = 100_000
+MAX_FRAME_SIDE = 2048
+TOKEN_DTYPES = {np.dtype(t) for t in ("int16", "int32", "int64", "uint8", "uint16", "uint32")}
+KEY_RE = re.compile(r"[0-9a-f]{8}-[1-9][0-9]{0,8}")
+_EOCD = struct.Struct("<4s4H2LH")  # the zip end-of-central-directory record (APPNOTE 4.3.16)
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the same project writes the same bytes
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be written or read; the message says why."""
+
+
+# -- arrays -------------------------------------------------------------------------------
+def _check_frames(a: np.ndarray, where: str, frame_size: int | None) -> None:
+    if a.dtype != np.uint8 or a.ndim != 4 or a.shape[3] != 3:
+        raise BundleError(f"{where}: frames must be uint8 (frames, height, width, 3), got {a.dtype} {list(a.shape)}")
+    t, h, w, _ = a.shape
+    if not 1 <= t <= MAX_FRAMES or not 1 <= h <= MAX_FRAME_SIDE or not 1 <= w <= MAX_FRAME_SIDE:
+        raise BundleError(f"{where}: {t} frames of {w}x{h} is outside the limits "
+                          f"(1 to {MAX_FRAMES} frames, at most {MAX_FRAME_SIDE} px a side)")
+    if frame_size is not None and (h, w) != (frame_size, frame_size):
+        raise BundleError(f"{where}: frames are {w}x{h}, this model makes {frame_size}x{frame_size}")
+
+
+def _check_tokens(a: np.ndarray, where: str) -> None:
+    if a.dtype not in TOKEN_DTYPES or not 1 <= a.ndim <= 4 or a.size == 0:
+        raise BundleError(f"{where}: tokens must be a non-empty integer array of 1 to 4 dimensions, "
+                          f"got {a.dtype} {list(a.shape)}")
+
+
+def _check_array(kind: str, a: np.ndarray, where: str, frame_size: int | None) -> None:
+    if kind == "frames":
+        _check_frames(a, where, frame_size)
+    elif kind == "tokens":
+        _check_tokens(a, where)
+    else:
+        raise BundleError(f"{where}: unknown array {kind!r}; a take holds 'frames' and optionally 'tokens'")
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _npy_from(raw: bytes, where: str) -> np.ndarray:
+    """An array from .npy bytes, its header checked before its data is touched."""
+    f = io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise ValueError(f"npy version {version}")
+        shape, fortran, dtype = read_header(f)
+    except ValueError as e:
+        raise BundleError(f"{where}: not a readable .npy array ({e})") from None
+    if dtype.hasobject or fortran or dtype.byteorder == ">":
+        raise BundleError(f"{where}: arrays must be plain little-endian numbers in C order, got {dtype}")
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) - f.tell() != expected:
+        raise BundleError(f"{where}: the array's data does not match its header's shape {list(shape)}")
+    return np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape, dtype=np.int64)), offset=f.tell()) \
+        .reshape(shape).copy()
+
+
+# -- the recipe's takes --------------------------------------------------------------------
+def _recipe_frame_counts(project_json: str) -> dict[str, int]:
+    """`<item id>-<take id>` -> the frame count of that take's segment, from the recipe's
+    items (the fields Project.to_json writes); full validation is Project.from_json's job."""
+    try:
+        data = json.loads(project_json)
+        counts = {}
+        for item in data.get("items") or []:
+            for take in item.get("takes") or []:
+                frames = take["segment"]["frames"]
+                if isinstance(frames, int) and not isinstance(frames, bool):
+                    counts[f"{item['id']}-{take['id']}"] = frames
+        return counts
+    except (json.JSONDecodeError, RecursionError):
+        raise BundleError("the bundle's project.json is not valid JSON") from None
+    except (AttributeError, KeyError, TypeError):
+        raise BundleError("the bundle's project.json is not a project (its items or takes are malformed)") from None
+
+
+def _check_takes(takes, counts: dict[str, int], frame_size: int | None) -> None:
+    if not isinstance(takes, dict):
+        raise BundleError("takes must map '<item id>-<take id>' to {'frames': array}")
+    if len(takes) > (MAX_ENTRIES - 2) // 2:
+        raise BundleError(f"a bundle holds at most {(MAX_ENTRIES - 2) // 2} takes, got {len(takes)}")
+    for key, arrays in takes.items():
+        if not isinstance(key, str) or not KEY_RE.fullmatch(key):
+            raise BundleError(f"take key {str(key)[:40]!r} is not '<item id>-<take id>'")
+        if key not in counts:
+            raise BundleError(f"take {key} is not a take of the project's recipe")
+        if not isinstance(arrays, dict) or "frames" not in arrays:
+            raise BundleError(f"take {key}: needs its 'frames'")
+        for kind, a in arrays.items():
+            _check_array(kind, np.asarray(a) if not isinstance(a, np.ndarray) else a, f"take {key} {kind}",
+                         frame_size)
+        if arrays["frames"].shape[0] != counts[key]:
+            raise BundleError(f"take {key}: {arrays['frames'].shape[0]} frames, its segment has {counts[key]}")
+
+
+# -- writing -------------------------------------------------------------------------------
+def write_bundle(path: str | Path, project_json: str, takes: dict[str, dict[str, np.ndarray]],
+                 frame_size: int | None = None) -> Path:
+    """Write a bundle: the recipe `project_json` (as Project.to_json gives it) and, per take
+    key `<item id>-<take id>`, {"frames": uint8 (T, H, W, 3)[, "tokens": int array]}. The file
+    appears whole or not at all (written beside, then renamed). Returns the path."""
+    if not isinstance(project_json, str):
+        raise BundleError("the recipe must be the project's JSON text")
+    recipe = project_json.encode("utf-8")
+    if len(recipe) > MAX_PROJECT_BYTES:
+        raise BundleError(f"the project JSON is over {MAX_PROJECT_BYTES // 2**20} MB")
+    _check_takes(takes, _recipe_frame_counts(project_json), frame_size)
+    entries = {PROJECT_ENTRY: recipe}
+    manifest = {"format": BUNDLE_FORMAT, "project": PROJECT_ENTRY, "takes": {}}
+    for key in sorted(takes):
+        manifest["takes"][key] = {}
+        for kind in sorted(takes[key]):
+            a = np.asarray(takes[key][kind])
+            manifest["takes"][key][kind] = list(a.shape)
+            entries[f"takes/{key}.{kind}.npy"] = _npy_bytes(a)
+    total = sum(map(len, entries.values()))
+    if total > MAX_UNPACKED_BYTES or max(map(len, entries.values())) > MAX_ENTRY_BYTES:
+        raise BundleError(f"the renders are too large for one bundle (over {MAX_UNPACKED_BYTES // 2**20} MB, "
+                          f"or one take over {MAX_ENTRY_BYTES // 2**20} MB); save the recipe alone")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            with zipfile.ZipFile(f, "w") as z:
+                def put(name: str, data: bytes):
+                    info = zipfile.ZipInfo(name, _FIXED_TIME)
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    z.writestr(info, data, compresslevel=6)
+
+                put(MANIFEST, json.dumps(manifest, indent=1).encode())
+                for name, data in entries.items():
+                    put(name, data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+# -- reading -------------------------------------------------------------------------------
+def _check_end_record(f, size: int) -> None:
+    """Refuse too many entries from the zip's end record, before zipfile reads the central
+    directory (it builds an object per entry, so a million-entry file would cost gigabytes)."""
+    tail_len = min(size, 22 + 65535)
+    f.seek(size - tail_len)
+    tail = f.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < _EOCD.size:
+        raise BundleError("not a bundle: the file is not a zip archive")
+    _, disk, _, n_disk, n_total, cd_size, _, _ = _EOCD.unpack_from(tail, at)
+    if disk != 0 or n_disk != n_total:
+        raise BundleError("not a bundle: multi-part zip archives are not supported")
+    if n_total == 0xFFFF or cd_size == 0xFFFFFFFF:
+        raise BundleError("not a bundle: zip64 archives are not written by the studio")
+    if n_total > MAX_ENTRIES:
+        raise BundleError(f"the bundle has {n_total} entries; a bundle has at most {MAX_ENTRIES}")
+
+
+def _read_entry(z: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    with z.open(info) as f:
+        data = f.read(limit + 1)  # zipfile never returns more than the declared size; +1 catches a liar
+    if len(data) != info.file_size:
+        raise BundleError(f"the bundle entry {info.filename} is damaged (its size does not match)")
+    return data
+
+
+def read_bundle(path: str | Path, frame_size: int | None = None) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
+    """(project_json, takes) from a bundle; `frame_size` (the model's) also checks the frames'
+    size. BundleError, with a plain message, for anything that is not a sound bundle."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise BundleError(f"cannot read the bundle: {e.strerror or e}") from None
+    if size > MAX_BUNDLE_BYTES:
+        raise BundleError(f"the bundle is {size / 2**20:.0f} MB; at most {MAX_BUNDLE_BYTES // 2**20} MB")
+    try:
+        with open(path, "rb") as f:
+            _check_end_record(f, size)
+            f.seek(0)
+            with zipfile.ZipFile(f) as z:
+                return _read(z, frame_size)
+    except BundleError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as e:
+        raise BundleError(f"the bundle is damaged or not a zip archive ({e})") from None
+    except OSError as e:
+        raise BundleError(f"cannot read the bundle: {e.strerror or e}") from None
+    except (zlib.error, struct.error, ValueError) as e:  # decoder failures: a damaged entry
+        raise BundleError(f"the bundle is damaged ({type(e).__name__}: {e})") from None
+
+
+def _read(z: zipfile.ZipFile, frame_size: int | None):
+    infos = z.infolist()
+    if len(infos) > MAX_ENTRIES:
+        raise BundleError(f"the bundle has {len(infos)} entries; a bundle has at most {MAX_ENTRIES}")
+    by_name: dict[str, zipfile.ZipInfo] = {}
+    total = 0
+    for info in infos:
+        name = info.filename
+        if name in by_name:
+            raise BundleError(f"the bundle lists {name[:80]!r} twice")
+        if info.flag_bits & 0x1:
+            raise BundleError("the bundle is encrypted; bundles never are")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise BundleError(f"the bundle entry {name[:80]!r} uses a compression the studio does not write")
+        if info.file_size > MAX_ENTRY_BYTES:
+            raise BundleError(f"the bundle entry {name[:80]!r} unpacks to {info.file_size / 2**20:.0f} MB; "
+                              f"at most {MAX_ENTRY_BYTES // 2**20} MB")
+        if info.file_size > MAX_RATIO * max(info.compress_size, 1) and info.file_size > 2**20:
+            raise BundleError(f"the bundle entry {name[:80]!r} claims to unpack {info.file_size // max(info.compress_size, 1)}"
+                              f"-fold; refusing it as a zip bomb")
+        total += info.file_size
+        by_name[name] = info
+    if total > MAX_UNPACKED_BYTES:
+        raise BundleError(f"the bundle unpacks to {total / 2**20:.0f} MB; at most {MAX_UNPACKED_BYTES // 2**20} MB")
+
+    if MANIFEST not in by_name:
+        raise BundleError(f"not a Phenaki Studio bundle: it has no {MANIFEST}")
+    try:
+        manifest = json.loads(_read_entry(z, by_name[MANIFEST], MAX_MANIFEST_BYTES)
+                              if by_name[MANIFEST].file_size <= MAX_MANIFEST_BYTES else b"too large")
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise BundleError(f"the bundle's {MANIFEST} is not valid JSON (or is over "
+                          f"{MAX_MANIFEST_BYTES // 2**20} MB)") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"not a Phenaki Studio bundle (expected \"format\": \"{BUNDLE_FORMAT}\")")
+    if manifest.get("project") != PROJECT_ENTRY or not isinstance(manifest.get("takes"), dict):
+        raise BundleError(f"the bundle's {MANIFEST} is malformed (it needs \"project\" and \"takes\")")
+
+    expected = {MANIFEST, PROJECT_ENTRY}
+    for key, kinds in manifest["takes"].items():
+        if not KEY_RE.fullmatch(key) or not isinstance(kinds, dict) or "frames" not in kinds \
+                or not set(kinds) <= {"frames", "tokens"}:
+            raise BundleError(f"the bundle's {MANIFEST} lists a malformed take {key[:40]!r}")
+        expected |= {f"takes/{key}.{kind}.npy" for kind in kinds}
+    unexpected = sorted(set(by_name) - expected)
+    if unexpected:
+        raise BundleError(f"the bundle holds entries it does not list: {', '.join(n[:80] for n in unexpected[:3])}")
+    missing = sorted(expected - set(by_name))
+    if missing:
+        raise BundleError(f"the bundle is missing {', '.join(missing[:3])}")
+
+    info = by_name[PROJECT_ENTRY]
+    if info.file_size > MAX_PROJECT_BYTES:
+        raise BundleError(f"the bundle's project.json is over {MAX_PROJECT_BYTES // 2**20} MB")
+    try:
+        project_json = _read_entry(z, info, MAX_PROJECT_BYTES).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError("the bundle's project.json is not UTF-8 text") from None
+    counts = _recipe_frame_counts(project_json)
+
+    takes: dict[str, dict[str, np.ndarray]] = {}
+    for key, kinds in manifest["takes"].items():
+        takes[key] = {}
+        for kind, shape in kinds.items():
+            where = f"take {key} {kind}"
+            a = _npy_from(_read_entry(z, by_name[f"takes/{key}.{kind}.npy"], MAX_ENTRY_BYTES), where)
+            if shape != list(a.shape):
+                raise BundleError(f"{where}: the manifest says shape {shape}, the array is {list(a.shape)}")
+            takes[key][kind] = a
+    _check_takes(takes, counts, frame_size)
+    return project_json, takes
+
+
+def is_bundle(path: str | Path) -> bool:
+    """Whether a file looks like a bundle (a zip) rather than a project JSON; for choosing a reader."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
