@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .display import timecode
+from .display import STATUS_COLOURS, timecode
 
 MAX_SHEET_SEGMENTS = 200
 MAX_STILLS = 4
 MAX_STILL_SIDE = 1024
 MAX_TITLE_CHARS = 120
-STATUS_COLOURS = {"rendered": "#2e9d4f", "stale": "#c77d00", "not rendered": "#8a8a8e", "rendering": "#3d6df2"}
 INK, MUTED, RULE, PAPER, EMPTY = "#1d1d1f", "#6e6e73", "#d9d9de", "#ffffff", "#ececf0"
 
 
