@@ -29,6 +29,7 @@ MAX_SHEET_SEGMENTS = 200
 MAX_STILLS = 4
 MAX_STILL_SIDE = 1024
 MAX_TITLE_CHARS = 120
+MAX_PNG_PIXELS = 24_000_000  # ~70 MB of RGB while drawing; about 55 segments at 1600 px wide
 INK, MUTED, RULE, PAPER, EMPTY = "#1d1d1f", "#6e6e73", "#d9d9de", "#ffffff", "#ececf0"
 
 
@@ -207,6 +208,9 @@ def sheet_png(sheet: Sheet, width: int = 1600) -> bytes:
     empty_h = 0 if rows else round(120 * u)
     footer_h = round(64 * u)
     height = header_h + sum(r[3] for r in rows) + empty_h + footer_h
+    if width * height > MAX_PNG_PIXELS:
+        raise SheetError(f"{len(rows)} segments make too long a PNG sheet ({width}x{height} px); "
+                         "export the PDF sheet, which holds them on pages, or a narrower PNG")
     im = Image.new("RGB", (width, height), PAPER)
     d = ImageDraw.Draw(im)
 

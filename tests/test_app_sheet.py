@@ -149,6 +149,14 @@ def test_bad_sheet_data_says_why(bad, message):
         sheet_png(Sheet("t", [seg], fps=8))
 
 
+def test_a_png_too_long_to_draw_points_to_the_pdf():
+    frame = np.zeros((64, 64, 3), np.uint8)
+    seg = SheetSegment("p", 0, 1, 8, "continue", 0, "rendered", (frame,), (1,))
+    with pytest.raises(SheetError, match="export the PDF"):
+        sheet_png(Sheet("t", [seg] * 80, fps=8))
+    assert len(sheet_pdf(Sheet("t", [seg] * 80, fps=8))) > 0
+
+
 def test_too_many_segments_are_refused():
     seg = SheetSegment("p", 0, 1, 8, "continue", 0)
     with pytest.raises(SheetError, match=str(MAX_SHEET_SEGMENTS)):
