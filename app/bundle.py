@@ -151,10 +151,10 @@ def _check_takes(takes, counts: dict[str, int], frame_size: int | None) -> None:
         if not isinstance(arrays, dict) or "frames" not in arrays:
             raise BundleError(f"take {key}: needs its 'frames'")
         for kind, a in arrays.items():
-            _check_array(kind, np.asarray(a) if not isinstance(a, np.ndarray) else a, f"take {key} {kind}",
-                         frame_size)
-        if arrays["frames"].shape[0] != counts[key]:
-            raise BundleError(f"take {key}: {arrays['frames'].shape[0]} frames, its segment has {counts[key]}")
+            _check_array(kind, np.asarray(a), f"take {key} {kind}", frame_size)
+        n = np.asarray(arrays["frames"]).shape[0]
+        if n != counts[key]:
+            raise BundleError(f"take {key}: {n} frames, its segment has {counts[key]}")
 
 
 # -- writing -------------------------------------------------------------------------------

@@ -97,8 +97,14 @@ def _check(sheet: Sheet) -> Sheet:
                                  f"{MAX_STILL_SIDE} px a side, got {a.dtype} {a.shape}")
         if s.still_frames and len(s.still_frames) != len(s.stills):
             raise SheetError(f"segment {n}: one frame number per still")
-        segs.append(SheetSegment(_clean_text(s.prompt, "prompt", 2000), float(s.start), float(s.end), int(s.frames),
-                                 s.transition, int(s.seed), s.status, tuple(s.stills), tuple(s.still_frames), s.take))
+        try:
+            start, end, frames, seed = float(s.start), float(s.end), int(s.frames), int(s.seed)
+        except (TypeError, ValueError):
+            raise SheetError(f"segment {n}: start, end, frames and seed must be numbers") from None
+        if not (math.isfinite(start) and math.isfinite(end) and 0 <= start <= end):
+            raise SheetError(f"segment {n}: its timecodes must be finite with start <= end")
+        segs.append(SheetSegment(_clean_text(s.prompt, "prompt", 2000), start, end, frames, str(s.transition),
+                                 seed, str(s.status), tuple(s.stills), tuple(s.still_frames), s.take))
     title = _clean_text(sheet.title, "title", MAX_TITLE_CHARS) or "Untitled story"
     return Sheet(title, segs, float(sheet.fps), _clean_text(sheet.model, "model name", 80))
 

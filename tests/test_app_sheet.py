@@ -139,6 +139,9 @@ def test_empty_story_still_makes_a_page():
     ({"stills": (np.zeros((5000, 8, 3), np.uint8),)}, "at most 1024"),
     ({"stills": tuple(np.zeros((8, 8, 3), np.uint8) for _ in range(5))}, "at most 4 stills"),
     ({"prompt": None}, "prompt must be text"),
+    ({"seed": None}, "must be numbers"),
+    ({"start": 2.0}, "start <= end"),
+    ({"end": float("nan")}, "finite"),
 ])
 def test_bad_sheet_data_says_why(bad, message):
     fields = {"prompt": "p", "start": 0, "end": 1, "frames": 8, "transition": "continue", "seed": 0}
