@@ -365,7 +365,7 @@ def sheet_pdf(sheet: Sheet) -> bytes:
 
     def status_chip(s: SheetSegment) -> str:
         colour = STATUS_COLOURS.get(s.status, MUTED)
-        return f"<font color='{colour}'>●</font> <font color='{colour}'>{esc(s.status)}</font>"
+        return f"<font color='{colour}'>{esc(s.status)}</font>"  # a word, not a glyph: Vera has no bullet
 
     story = []
     for n, s in enumerate(sheet.segments, 1):

@@ -1,5 +1,6 @@
 """The storyboard sheet: one entry per segment in the PNG and the PDF, text as written, stills whole."""
 import io
+import re
 
 import numpy as np
 import pytest
@@ -59,7 +60,8 @@ def test_pdf_has_one_entry_per_segment_with_its_facts():
         assert text.count(p) == 1, p
         assert f"seed {n + 7}" in text
     assert "0:01.4 – 0:02.8" in text and "cut: starts a new shot" in text and "continues from 1" in text
-    assert text.count("● stale") == 1 and text.count("● not rendered") == 1 and text.count("● rendered") == 3
+    found = re.findall(r"\d:\d\d\.\d – \d:\d\d\.\d (rendered|stale|not rendered)", text)
+    assert found == ["rendered"] * 3 + ["stale", "not rendered"]
     # the viewer's outline lists the segments in order, one each
     outline = [o.title for o in reader.outline]
     assert len(outline) == len(PROMPTS)
@@ -170,3 +172,27 @@ def test_write_sheet_writes_both_files(tmp_path):
     png, pdf = write_sheet(_sheet(PROMPTS[:2]), tmp_path / "board.png", tmp_path / "board.pdf")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["board.pdf", "board.png"]
+
+
+def test_without_system_fonts_the_sheet_uses_reportlabs_own(tmp_path):
+    # A machine without DejaVu still makes both files, with ReportLab's bundled Vera.
+    import subprocess
+    import sys
+
+    code = (
+        "import io, sys, numpy as np, pypdf\n"
+        "from pathlib import Path\n"
+        "import app.sheet as s\n"
+        "s._DEJAVU = Path('/nonexistent')\n"
+        "assert s._font_files()[0].endswith('Vera.ttf')\n"
+        "f = np.zeros((64, 64, 3), np.uint8)\n"
+        "sh = s.Sheet('Café – plan', [s.SheetSegment('a red circle… naïve', 0, 1.375, 11, 'cut', 3, 'stale', (f,), (1,))])\n"
+        "s.sheet_png(sh)\n"
+        "text = ' '.join(pypdf.PdfReader(io.BytesIO(s.sheet_pdf(sh))).pages[0].extract_text().split())\n"
+        "assert 'Café – plan' in text and 'a red circle… naïve' in text and '0:00.0 – 0:01.4 stale' in text, text\n"
+    )
+    from pathlib import Path
+
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).parent.parent)
+    assert run.returncode == 0, run.stderr[-2000:]
