@@ -148,6 +148,34 @@ def story_status(statuses: list[str]) -> str:
     return f"{len(by['rendered'])} of {n} rendered; {' and '.join(parts)}. Render the story to bring them up to date."
 
 
+def playable_segments(statuses: list[str]) -> int:
+    """How many segments from the start the story player can show: the rendered ones up to
+    the first stale, missing or rendering one (a later segment continues frames that are
+    not final yet, so it cannot play after them)."""
+    n = 0
+    for s in statuses:
+        if _status(s) != "rendered":
+            break
+        n += 1
+    return n
+
+
+def player_note(statuses: list[str]) -> str:
+    """The line under the player when it shows less than the whole story."""
+    n, total = playable_segments(statuses), len(statuses)
+    if total == 0 or n == total:
+        return ""
+    if n == 0:
+        return "Nothing to play yet: render the story."
+    return f"Playing segment{'s 1–' + str(n) if n > 1 else ' 1'} of {total}; render the story to see the rest."
+
+
+def undo_notice(what: str) -> str:
+    """The toast after a step that removes work (delete, new project, load over the story):
+    it says what happened and how to get it back, instead of asking first."""
+    return f"{what}. Undo (Ctrl+Z) brings it back."
+
+
 def seed_hint(locked: bool, seed: int) -> str:
     """The line under the seed lock, saying what the box's state does (never the other one)."""
     return (f"Locked: regenerating keeps seed {int(seed)}." if locked

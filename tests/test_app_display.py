@@ -128,6 +128,18 @@ def test_story_status_agrees_with_the_board(statuses, expected):
         assert "Every segment" not in story_status(statuses)
 
 
+def test_player_plays_the_rendered_prefix_and_says_so():
+    from app.display import playable_segments, player_note, undo_notice
+
+    assert playable_segments(["rendered", "rendered", "stale", "rendered"]) == 2
+    assert playable_segments(["not rendered", "rendered"]) == 0
+    assert player_note(["rendered"] * 3) == "" and player_note([]) == ""
+    assert player_note(["rendered", "rendered", "stale"]) == "Playing segments 1–2 of 3; render the story to see the rest."
+    assert player_note(["rendered", "rendering"]) == "Playing segment 1 of 2; render the story to see the rest."
+    assert player_note(["stale", "rendered"]) == "Nothing to play yet: render the story."
+    assert undo_notice("Deleted segment 3") == "Deleted segment 3. Undo (Ctrl+Z) brings it back."
+
+
 def test_seed_hint_says_what_the_box_means():
     assert seed_hint(True, 7) == "Locked: regenerating keeps seed 7."
     assert seed_hint(False, 7) == "Unlocked: regenerating draws a new seed."
