@@ -333,7 +333,7 @@ def sheet_pdf(sheet: Sheet) -> bytes:
     s_trans, s_label = style("trans", regular, 9.5), style("label", regular, 7.5, MUTED)
 
     n_stills = max([len(s.stills) for s in sheet.segments] + [3])
-    still = 38 * mm
+    still = 29 * mm  # four entries to an A4 landscape page
     num_w = 12 * mm
     text_w = page_w - 2 * margin - num_w - n_stills * (still + 2 * mm) - 4 * mm
 
@@ -382,8 +382,8 @@ def sheet_pdf(sheet: Sheet) -> bytes:
         row = Table([[[Bookmark(f"segment-{n}", label), Paragraph(words["number"], s_num)], stills, text]],
                     colWidths=[num_w, n_stills * (still + 2 * mm) + 2 * mm, text_w])
         row.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                                 ("RIGHTPADDING", (0, 0), (-1, -1), 0), ("TOPPADDING", (0, 0), (-1, -1), 3 * mm),
-                                 ("BOTTOMPADDING", (0, 0), (-1, -1), 3 * mm),
+                                 ("RIGHTPADDING", (0, 0), (-1, -1), 0), ("TOPPADDING", (0, 0), (-1, -1), 2 * mm),
+                                 ("BOTTOMPADDING", (0, 0), (-1, -1), 2 * mm),
                                  ("LINEBELOW", (0, 0), (-1, -1), 0.5, colors.HexColor(RULE))]))
         story.append(row)
     if not story:
