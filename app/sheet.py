@@ -130,7 +130,7 @@ def segment_lines(s: SheetSegment, number: int) -> dict:
     note = {"stale": "stale: these frames are from before the last edit; render to refresh them",
             "rendering": "rendering now"}.get(s.status, "")
     return {"note": note, "number": str(number), "time": f"{timecode(s.start)} – {timecode(s.end)}", "prompt": s.prompt,
-            "meta": f"{s.frames} frames · {s.end - s.start:.2f} s · seed {s.seed}{take}",
+            "meta": f"{s.frames} frame{'s' if s.frames != 1 else ''} · {s.end - s.start:.2f} s · seed {s.seed}{take}",
             "transition": transition, "status": s.status}
 
 
@@ -203,7 +203,9 @@ def sheet_png(sheet: Sheet, width: int = 1600) -> bytes:
     text_w = width - margin - text_x
     scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
 
-    header_h = round(150 * u)
+    title_lines = _wrap(scratch, sheet.title, f_title, width - 2 * margin, max_lines=2)
+    title_step = round(54 * u)
+    header_h = round(150 * u) + (len(title_lines) - 1) * title_step
     rows = []
     for n, s in enumerate(sheet.segments, 1):
         words = segment_lines(s, n)
@@ -220,8 +222,9 @@ def sheet_png(sheet: Sheet, width: int = 1600) -> bytes:
     im = Image.new("RGB", (width, height), PAPER)
     d = ImageDraw.Draw(im)
 
-    d.text((margin, round(44 * u)), sheet.title, font=f_title, fill=INK)
-    d.text((margin, round(102 * u)), summary_line(sheet), font=f_sub, fill=MUTED)
+    for k, line in enumerate(title_lines):
+        d.text((margin, round(44 * u) + k * title_step), line, font=f_title, fill=INK)
+    d.text((margin, header_h - round(48 * u)), summary_line(sheet), font=f_sub, fill=MUTED)
     y = header_h
     d.line([(margin, y), (width - margin, y)], fill=INK, width=max(1, round(2 * u)))
     if not rows:
@@ -239,12 +242,13 @@ def sheet_png(sheet: Sheet, width: int = 1600) -> bytes:
                 im.paste(tile, (ox, oy))
                 label = f"frame {s.still_frames[k]}" if s.still_frames else ""
                 d.text((x, top + still + round(6 * u)), label, font=f_small, fill=MUTED)
-            else:
+            elif not s.stills:  # nothing rendered: placeholders; a short take's spare columns stay blank
                 d.rectangle(box, fill=EMPTY)
                 if k == 0:
                     d.text((x + still // 2, top + still // 2), "not rendered" if s.status != "rendering" else "rendering…",
                            font=f_meta, fill=MUTED, anchor="mm")
-            d.rectangle([x - 1, top - 1, x + still, top + still], outline=RULE, width=1)  # outside the still
+            if k < len(s.stills) or not s.stills:
+                d.rectangle([x - 1, top - 1, x + still, top + still], outline=RULE, width=1)  # outside the still
             x += still + round(10 * u)
         ty = top
         d.text((text_x, ty), words["time"], font=f_time, fill=INK)
@@ -349,13 +353,16 @@ def sheet_pdf(sheet: Sheet) -> bytes:
                 png.seek(0)
                 cells.append(RLImage(png, width=w, height=h))
                 labels.append(Paragraph(f"frame {s.still_frames[k]}" if s.still_frames else "", s_label))
-            else:
+            elif not s.stills:  # nothing rendered: placeholders; a short take's spare columns stay blank
                 png = io.BytesIO()
                 Image.new("RGB", (8, 8), EMPTY).save(png, format="PNG")
                 png.seek(0)
                 cells.append(RLImage(png, width=still, height=still))
                 text = "rendering…" if s.status == "rendering" else "not rendered"
                 labels.append(Paragraph(text if k == 0 else "", s_label))
+            else:
+                cells.append("")
+                labels.append("")
         t = Table([cells, labels], colWidths=[still + 2 * mm] * n_stills, rowHeights=[still + 1.5 * mm, 11])
         cmds = [("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("ALIGN", (0, 0), (-1, 0), "CENTER"),
                 ("LEFTPADDING", (0, 0), (-1, -1), 1 * mm), ("RIGHTPADDING", (0, 0), (-1, -1), 1 * mm),
@@ -389,11 +396,18 @@ def sheet_pdf(sheet: Sheet) -> bytes:
     if not story:
         story.append(Paragraph("The timeline is empty.", s_prompt))
 
-    title, summary = sheet.title, summary_line(sheet)
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    summary = summary_line(sheet)
+    title, title_size = sheet.title, 18.0
+    while stringWidth(title, bold, title_size) > page_w - 2 * margin and title_size > 11:
+        title_size -= 1  # a long title gets smaller first, then shorter
+    while stringWidth(title, bold, title_size) > page_w - 2 * margin:
+        title = title[:-2] + "…"
 
     def decorate(canvas, doc):
         canvas.saveState()
-        canvas.setFont(bold, 18)
+        canvas.setFont(bold, title_size)
         canvas.setFillColor(colors.HexColor(INK))
         canvas.drawString(margin, page_h - margin - 14, title)
         canvas.setFont(regular, 9.5)

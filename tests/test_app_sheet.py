@@ -128,6 +128,17 @@ def test_long_and_unbroken_prompts_fit():
     assert text.replace(" ", "").count("x" * 100) >= 1
 
 
+def test_a_long_title_stays_on_the_page():
+    title = "A very long working title for a story " * 3  # 114 characters: over a line at 44 px
+    sheet = _sheet_plain(["p"], title=title)
+    im = np.asarray(Image.open(io.BytesIO(sheet_png(sheet))).convert("RGB"))
+    ink = np.nonzero(np.any(im[:200] < 100, axis=(0, 2)))[0]
+    assert ink.max() < im.shape[1] - 40  # the title wraps instead of running off the right edge
+    reader, text = _pdf_text(sheet_pdf(sheet))
+    assert text.startswith("A very long working title")
+    assert reader.pages[0].mediabox.width > 800
+
+
 def test_empty_story_still_makes_a_page():
     sheet = Sheet("Nothing yet", [], fps=8)
     _, text = _pdf_text(sheet_pdf(sheet))
