@@ -11,7 +11,8 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = {"phenaki_core", "app"}
-RUNTIME_SOURCES = [*sorted((ROOT / "phenaki_core").rglob("*.py")), *sorted((ROOT / "app").rglob("*.py")), ROOT / "app.py"]
+RUNTIME_SOURCES = [*sorted((ROOT / "phenaki_core").rglob("*.py")), *sorted((ROOT / "app").rglob("*.py")),
+                   ROOT / "app.py"]
 
 
 def top_level_imports(path: Path) -> set[str]:
@@ -57,7 +58,8 @@ def test_every_runtime_import_is_in_requirements_txt():
 def test_the_check_names_a_missing_package(tmp_path):
     """The check itself can fail: a module importing PyAV against requirements without it."""
     module = tmp_path / "uses_av.py"
-    module.write_text("import os\n\ndef f():\n    import av.container\n    from numpy import zeros\n    from . import local\n")
+    module.write_text("import os\n\ndef f():\n    import av.container\n"
+                      "    from numpy import zeros\n    from . import local\n")
     reqs = tmp_path / "requirements.txt"
     reqs.write_text("# comment\nnumpy>=1.26\n")
     missing = missing_requirements([module], reqs, root=tmp_path)
