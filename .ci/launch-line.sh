@@ -25,7 +25,10 @@ if ! bash -c "set -e; $INSTALL" >"$WORK/install.log" 2>&1; then
 fi
 . "$VENV/bin/activate"
 
+# setuptools builds in ./build: leave the tree as it was found
+[ -e build ] && KEEP_BUILD=1 || KEEP_BUILD=
 pip wheel -q --no-deps -w "$WORK/wheel" .
+[ -n "$KEEP_BUILD" ] || rm -rf build
 if python -m zipfile -l "$WORK"/wheel/*.whl | grep -qE '^app/'; then
   echo "launch-line: the wheel installs a top-level package named app" >&2; exit 1
 fi
