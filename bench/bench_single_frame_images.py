@@ -5,7 +5,7 @@
 Three batches through `phenaki train-transformer` itself, at the shipped configuration
 (width 256, depth 4, 384 tokens a clip) from the shipped weights, each with 24 videos and
 6 still clips:
-  A. 12 images inside whole clips (the CPU batch of sessions 6-12);
+  A. 12 images inside whole clips (the shipped model's CPU batch);
   B. 48 images inside whole clips;
   C. 48 images, 36 of them alone as one-latent-frame sequences (`--single-frame-images 0.75`).
 The seconds a step come from each run's own log (steps after the first 5, so start-up and

@@ -2,14 +2,14 @@
 # Train (or continue training) the shipped default model on Shapes World, then export it
 # to assets/ and evaluate it. Every stage is resumable: run it again and it picks up where
 # it stopped. On a GPU box, give the GPU big batches and processes rendering ahead of it,
-# as session 3 did on an H200 (see the model card):
+# as the H200 run of the shipped transformer did (see the model card):
 #   WORKERS=12 BATCH_VIDEOS=256 BATCH_IMAGES=64 LR=1e-3 ./scripts/train_default_model.sh
 #   TOKENIZER_MINUTES / TRANSFORMER_MINUTES   wall-time budgets for this invocation
 #   RUNS                                      run folder (default runs/)
 #   WORKERS, BATCH_VIDEOS, BATCH_IMAGES, LR   the transformer stage's data and optimizer
-#   STILL_FRACTION                            images also trained as still clips (session 6: 0.5)
+#   STILL_FRACTION                            images also trained as still clips (shipped: 0.5)
 #   STORY_FRACTION, CONTINUATION_FRACTION     story clips among the videos, and plain clips with
-#                                             a frozen prefix (session 9: 0.35 each; see the card)
+#                                             a frozen prefix (shipped: 0.35 each; see the card)
 #   TOKENIZER                                 the tokenizer the transformer trains on, e.g. one
 #                                             retrained with its encoder (new tokens: start a
 #                                             fresh run folder for it; the shipped transformer's
@@ -36,7 +36,7 @@ if [ "$TOKENIZER_MINUTES" != 0 ]; then
 fi
 
 # The transformer trains on the frozen tokenizer. A new machine has no runs/: it then
-# starts from the shipped model's weights (--init), so training spans sessions.
+# starts from the shipped model's weights (--init), so training spans machines.
 # A tokenizer named by the caller must exist; unnamed, this run's own, else the shipped one.
 if [ -n "${TOKENIZER:-}" ]; then
   [ -d "$TOKENIZER" ] || { echo "TOKENIZER=$TOKENIZER is not a folder" >&2; exit 2; }
