@@ -9,6 +9,7 @@ non-empty string (true); `parse_bool` reads it as a person means it.
 """
 from __future__ import annotations
 
+import abc
 import math
 
 import gradio as gr
@@ -16,18 +17,36 @@ import gradio as gr
 from .project import ProjectError
 
 
+def _unchecked_class(base: type) -> type:
+    """`base` with its value reaching the event as sent (the event checks it).
+
+    A subclass, since Gradio re-creates a component from its class when an event updates it
+    (a per-session copy), so an instance attribute would be lost. Made with ABCMeta.__new__,
+    skipping ComponentMeta.__new__: that one writes a .pyi stub beside the module of every
+    component class at import time (the events are inherited, already wired on `base`).
+    `is_template` makes the page draw it with `base`'s own front end."""
+    if base not in _UNCHECKED:
+        _UNCHECKED[base] = abc.ABCMeta.__new__(type(base), f"Unchecked{base.__name__}", (base,), {
+            "__module__": __name__, "__doc__": base.__doc__, "is_template": True,
+            "preprocess": lambda self, payload: payload})
+    return _UNCHECKED[base]
+
+
+_UNCHECKED: dict[type, type] = {}
+
+
+def unchecked(cls: type, *args, **kwargs):
+    """A `cls` component (gr.Radio, gr.Number, ...) whose value reaches the event unconverted:
+    gr.Number's conversion (`round(payload, 0)`) turned seed "abc", NaN and -inf into Gradio's
+    message-less error and rounded 1.5 to 2; gr.Radio's check answers "Value: 'x' (type:
+    <class 'str'>) is not in the list of choices", markup in a toast. The event checks the
+    value instead and says what is wrong in a plain sentence."""
+    return _unchecked_class(cls)(*args, **kwargs)
+
+
 def RawNumber(*args, **kwargs) -> gr.Number:  # noqa: N802 (used like the component it makes)
-    """gr.Number on the page; its value reaches the event unconverted (checked there).
-
-    An instance attribute, not a subclass: Gradio writes a .pyi stub beside every module that
-    subclasses a component."""
-    number = gr.Number(*args, **kwargs)
-    number.preprocess = _unconverted
-    return number
-
-
-def _unconverted(payload):
-    return payload
+    """gr.Number on the page; its value reaches the event unconverted (checked there)."""
+    return unchecked(gr.Number, *args, **kwargs)
 
 
 def parse_number(value, what: str):

@@ -23,7 +23,7 @@ from phenaki_core.pipelines.story import MAX_PROMPT_CHARS, Segment  # noqa: E402
 
 from . import bounds  # noqa: E402
 from .bounds import MAX_UPLOAD_BYTES, launch_kwargs  # noqa: E402, F401  (app.py asks these)
-from .inputs import RawNumber, parse_bool, parse_choice, parse_number  # noqa: E402
+from .inputs import RawNumber, parse_bool, parse_choice, parse_number, unchecked  # noqa: E402
 from .messages import plain  # noqa: E402
 from .project import Project, ProjectError  # noqa: E402
 from .render import Studio, project_limits, valid_session_id  # noqa: E402
@@ -241,12 +241,12 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                     count = gr.HTML(counter(""), elem_id="prompt-counter")
                     with gr.Row():
                         duration = RawNumber(11, label="Duration", elem_id="duration")
-                        unit = gr.Radio(["frames", "seconds"], value="frames", label="Unit", elem_id="duration-unit")
+                        unit = unchecked(gr.Radio, ["frames", "seconds"], value="frames", label="Unit", elem_id="duration-unit")
                         seed = RawNumber(0, label="Seed", precision=0, elem_id="seed")
                         locked = gr.Checkbox(True, label="Lock seed", elem_id="seed-locked",
                                              info="unlocked: regenerating draws a new seed")
-                        transition = gr.Radio(["continue", "cut"], value="continue", label="Transition",
-                                              elem_id="transition")
+                        transition = unchecked(gr.Radio, ["continue", "cut"], value="continue", label="Transition",
+                                               elem_id="transition")
                     with gr.Row():
                         add_btn = gr.Button("+ Add at end", elem_id="add", size="sm", variant="primary")
                         insert_btn = gr.Button("Insert before", elem_id="insert", size="sm")
@@ -265,13 +265,13 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                 queue_box = gr.HTML("<div style='min-height:2.2em'></div>", elem_id="queue-status", padding=False)
                 clip_video = gr.Video(label="Segment clip", elem_id="clip-video", interactive=False, autoplay=True,
                                       loop=True, height=280)
-                take_pick = gr.Radio([], label="Takes (pick the active one)", elem_id="takes")
+                take_pick = unchecked(gr.Radio, [], label="Takes (pick the active one)", elem_id="takes")
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Story video", elem_id="tab-video"):
                 with gr.Row():
                     preview_btn = gr.Button("Preview whole story", elem_id="preview")
-                    export_fmt = gr.Radio(["mp4", "gif", "npy"], value="mp4", label="Export format",
-                                          elem_id="export-format")
+                    export_fmt = unchecked(gr.Radio, ["mp4", "gif", "npy"], value="mp4", label="Export format",
+                                           elem_id="export-format")
                     export_btn = gr.Button("Export video + sidecar JSON", variant="primary", elem_id="export")
                 with gr.Row():
                     story_video = gr.Video(label="Story", elem_id="story-video", interactive=False, height=300)
