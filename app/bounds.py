@@ -104,6 +104,8 @@ def _check_video_header(path):
                 raise unreadable
             stream = container.streams.video[0]
             w, h = stream.codec_context.width or 0, stream.codec_context.height or 0
+            if not (w and h):  # FFmpeg opens almost anything (a text file is "tty"): no size, no video
+                raise unreadable
             _check_shape(w, h, "video", MAX_VIDEO_SIDE)
             frames = stream.frames or 0
             if not frames:  # many containers do not say: estimate from the duration and rate

@@ -17,6 +17,22 @@ import gradio as gr
 from .project import ProjectError
 
 
+def _as_sent(self, payload):
+    return payload
+
+
+def _file_path(self, payload):
+    """gr.File's preprocess without its file-type check, which refuses by the name's extension
+    and leaves the refused upload in Gradio's cache: the event reads the header instead, and
+    deletes the upload either way."""
+    if payload is None:
+        return None
+    if isinstance(payload, list) or type(payload).__name__ == "ListFiles":
+        payload = payload[0] if len(payload) else None
+    path = getattr(payload, "path", None)
+    return None if path is None else str(path)
+
+
 def _unchecked_class(base: type) -> type:
     """`base` with its value reaching the event as sent (the event checks it).
 
@@ -28,7 +44,7 @@ def _unchecked_class(base: type) -> type:
     if base not in _UNCHECKED:
         _UNCHECKED[base] = abc.ABCMeta.__new__(type(base), f"Unchecked{base.__name__}", (base,), {
             "__module__": __name__, "__doc__": base.__doc__, "is_template": True,
-            "preprocess": lambda self, payload: payload})
+            "preprocess": _file_path if issubclass(base, gr.File) else _as_sent})
     return _UNCHECKED[base]
 
 

@@ -283,8 +283,8 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                         save_btn = gr.Button("Save project file", elem_id="save-project")
                         project_out = gr.File(label="Project file", elem_id="project-file", interactive=False)
                     with gr.Column():
-                        project_in = gr.File(label="Load a project file (.json)", file_types=[".json"],
-                                             type="filepath", elem_id="project-upload")
+                        project_in = unchecked(gr.File, label="Load a project file (.json)", file_types=[".json"],
+                                               type="filepath", elem_id="project-upload")
                     with gr.Column():
                         example_pick = gr.Dropdown(list(EXAMPLES), value=next(iter(EXAMPLES)), label="Examples",
                                                    elem_id="example-pick")
@@ -297,8 +297,8 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                             f"(its last frames, cropped to {pipe.frame_size}x{pipe.frame_size}). "
                             "Set the first segment's transition to *continue*.")
                 with gr.Row():
-                    init_in = gr.File(label="Image or video", type="filepath", elem_id="init-upload",
-                                      file_types=["image", "video"])
+                    init_in = unchecked(gr.File, label="Image or video", type="filepath", elem_id="init-upload",
+                                        file_types=["image", "video"])
                     init_preview = gr.Image(label="Frames the story starts from", elem_id="init-preview",
                                             interactive=False, height=120)
                 clear_init_btn = gr.Button("Remove the start frames", elem_id="clear-init", size="sm")
