@@ -115,7 +115,7 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                 "settings": {"steps": s.num_inference_steps, "guidance": s.guidance_scale, "fps": s.fps,
                              "export_size": s.export_size, "context_frames": s.context_frames},
                 "init_frames": 0 if p.init_frames is None else len(p.init_frames),
-                "can_undo": p.can_undo(), "can_redo": p.can_redo(), "model": p.model,
+                "can_undo": p.can_undo(), "can_redo": p.can_redo(), "model": p.model, "made_with": p.made_with,
                 "limits": {"max_upload_mb": MAX_UPLOAD_BYTES // 2**20, "max_image_side": bounds.MAX_IMAGE_SIDE,
                            "max_export_mb": bounds.EXPORT_BUDGET_BYTES // 2**20}}
 
