@@ -12,11 +12,11 @@ import pytest
 from gradio_client.exceptions import AppError
 from hostile_helpers import add, assert_plain, client, launch, summary
 
-from app.bounds import SESSION_MAX_AGE_DAYS
 from app.project import Project
 from app.render import new_session_id
 
 pytestmark = pytest.mark.hostile("restart")
+SESSION_MAX_AGE_DAYS = 30  # app.bounds owns it; test_clean_up_age_is_the_studios checks the two agree
 
 
 def test_api_client_reaches_its_project_after_a_restart(tiny_pipe, tmp_path):
@@ -164,3 +164,9 @@ def test_host_header_checked(studio, host, ok):
         assert r.status == 200 and json.loads(body)
     else:
         assert r.status == 400, (r.status, body[:200])
+
+
+def test_clean_up_age_is_the_studios():
+    from app import bounds
+
+    assert bounds.SESSION_MAX_AGE_DAYS == SESSION_MAX_AGE_DAYS

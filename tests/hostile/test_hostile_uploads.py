@@ -12,7 +12,6 @@ from hostile_files import (bmp_header, gif_header, jpeg_header, many_frame_gif, 
                            truncated_png, video)
 from hostile_helpers import PeakRSS, add, client, project_state, refused, summary
 
-from app import bounds
 from app.project import ProjectError
 
 pytestmark = pytest.mark.hostile("memory")
@@ -89,6 +88,8 @@ ALL = [*IMAGES, *VIDEOS]
 @pytest.mark.parametrize("name", ALL)
 def test_header_check_refuses_before_decoding(tmp_path, name):
     import re
+
+    from app import bounds
 
     path = make(tmp_path, name)
     with PeakRSS() as mem, pytest.raises(ProjectError) as e:
@@ -171,6 +172,8 @@ EXPORTS = [(4800, 1024, "mp4"), (4800, 1024, "gif"), (4800, 512, "mp4"), (1000, 
 
 @pytest.mark.parametrize("frames, size, fmt", EXPORTS)
 def test_export_over_budget_refused(frames, size, fmt):
+    from app import bounds
+
     with pytest.raises(ProjectError, match="too large") as e:
         bounds.check_export(frames, size if fmt != "npy" else None, 64, fmt)
     msg = str(e.value)
@@ -181,6 +184,8 @@ def test_export_over_budget_refused(frames, size, fmt):
 @pytest.mark.parametrize("frames, size, fmt", [(44, 1024, "mp4"), (44, 1024, "gif"), (4800, 64, "npy"),
                                                (120, 1024, "mp4"), (1000, 256, "gif")])
 def test_export_within_budget_allowed(frames, size, fmt):
+    from app import bounds
+
     bounds.check_export(frames, size if fmt != "npy" else None, 64, fmt)
 
 
@@ -203,6 +208,8 @@ def test_long_rendered_story_export_refused_before_copying(tiny_pipe, tmp_path, 
 
 
 def test_long_clip_preview_stays_within_budget():
+    from app import bounds
+
     assert bounds.preview_size(11, 64) == bounds.PREVIEW_SIZE
     big = bounds.preview_size(4800, 64)
     assert 64 <= big < bounds.PREVIEW_SIZE
@@ -210,6 +217,8 @@ def test_long_clip_preview_stays_within_budget():
 
 
 def test_launch_kwargs_carry_the_upload_limit():
+    from app import bounds
+
     kw = bounds.launch_kwargs()
     assert kw["max_file_size"] == bounds.MAX_UPLOAD_BYTES == 200 * 2**20
     assert os.path.basename(__file__)  # the suite's server launches with these (see conftest)
