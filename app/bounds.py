@@ -117,7 +117,7 @@ def _check_video_header(path):
                                    "frames: upload just its last seconds")
     except ProjectError:
         raise
-    except Exception:  # PyAV raises many kinds for a broken file; none of their text is for the user
+    except Exception:  # noqa: BLE001  PyAV raises many kinds for a broken file; none of their text is for the user
         raise unreadable from None
 
 
@@ -161,5 +161,5 @@ def launch_kwargs(host: str = "127.0.0.1") -> dict:
     from starlette.middleware import Middleware
     from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-    return dict(max_file_size=MAX_UPLOAD_BYTES,
-                app_kwargs={"middleware": [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host))]})
+    return {"max_file_size": MAX_UPLOAD_BYTES,
+            "app_kwargs": {"middleware": [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host))]}}

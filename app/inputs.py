@@ -60,7 +60,7 @@ def unchecked(cls: type, *args, **kwargs):
     return _unchecked_class(cls)(*args, **kwargs)
 
 
-def RawNumber(*args, **kwargs) -> gr.Number:  # noqa: N802 (used like the component it makes)
+def RawNumber(*args, **kwargs) -> gr.Number:
     """gr.Number on the page; its value reaches the event unconverted (checked there)."""
     return unchecked(gr.Number, *args, **kwargs)
 

@@ -78,7 +78,7 @@ END = textwrap.dedent("""
 
 def run(body: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    out = subprocess.run([sys.executable, "-c", PRELUDE + body + END], capture_output=True, text=True, env=env,
+    out = subprocess.run([sys.executable, "-c", PRELUDE + body + END], capture_output=True, text=True, env=env, check=False,
                          cwd=ROOT, timeout=1800)
     if out.returncode:
         return {"growth_mb": float("nan"), "base_mb": float("nan"), "outcome": f"crashed: {out.stderr[-200:]}"}
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
                      run(BEFORE.format(path=str(files["hostile: 1x60000 PNG (312 bytes)"])))))
     print(f"budget: uploads up to {bounds.MAX_UPLOAD_BYTES // 2**20} MB, images up to {bounds.MAX_IMAGE_SIDE} px a side, "
           f"exports up to {bounds.EXPORT_BUDGET_BYTES // 2**20} MB of frames (writer copies counted)")
-    print(f"| case | peak RSS growth (MB) | outcome |\n|---|---:|---|")
+    print("| case | peak RSS growth (MB) | outcome |\n|---|---:|---|")
     for name, r in rows:
         print(f"| {name} | {r['growth_mb']:.0f} | {r['outcome']} |")
     print(f"(process after imports: {rows[0][1]['base_mb']:.0f} MB)")

@@ -46,9 +46,9 @@ HOSTILE_FILES = {  # name: (file text, what the message says)
     "settings is a link": (project(settings=LINK), "settings"),
     "steps are markup": ({"format": FMT, "story": {**story([seg()]), "num_inference_steps": IMG},
                           "items": [{"id": "0123abcd"}]}, "steps"),
-    "guidance is NaN": ('{"format": "%s", "story": {"format": "phenaki-story/1", "segments": [], '
-                        '"guidance_scale": NaN}}' % FMT, "NaN"),
-    "deeply nested": ('{"format": "%s", "x": ' % FMT + "[" * 100_000 + "]" * 100_000 + "}", "nested|JSON"),
+    "guidance is NaN": ((f'{{"format": "{FMT}", "story": {{"format": "phenaki-story/1", "segments": [], '
+                         '"guidance_scale": NaN}}'), "NaN"),
+    "deeply nested": (f'{{"format": "{FMT}", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested|JSON"),
     "not JSON": ("<html><body>" + LINK + "</body></html>", "not valid JSON"),
     "not UTF-8": (b"\xff\xfe<\x00a\x00>\x00", "UTF-8"),
     "takes without a list": (project(items=[{"id": "0123abcd", "takes": IMG}]), "malformed"),

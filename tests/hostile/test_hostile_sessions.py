@@ -135,7 +135,7 @@ def test_project_from_another_model_is_warned_about(tmp_path):
 def test_other_model_warning_reaches_the_page(studio, tmp_path):
     from gradio_client import handle_file
 
-    url, root, demo = studio
+    url = studio[0]
     p = Project(clip_frames=11, temporal_patch=2, frame_size=32, model_fps=8, model="phenaki-other")
     from phenaki_core.pipelines.story import Segment
     p.add(Segment("a red circle moves right", 11, 1))

@@ -8,8 +8,16 @@ import os
 import numpy as np
 import pytest
 from gradio_client import handle_file
-from hostile_files import (bmp_header, gif_header, jpeg_header, many_frame_gif, png_header, real_png,
-                           truncated_png, video)
+from hostile_files import (
+    bmp_header,
+    gif_header,
+    jpeg_header,
+    many_frame_gif,
+    png_header,
+    real_png,
+    truncated_png,
+    video,
+)
 from hostile_helpers import PeakRSS, add, client, project_state, refused, summary
 
 from app.project import ProjectError
@@ -141,7 +149,7 @@ def test_good_upload_is_used_and_leaves_the_cache(uploader, upload_dir, tmp_path
 
 def test_250_mb_upload_refused_and_not_kept(uploader, upload_dir, tmp_path):
     """Gradio refuses it (launch's max_file_size) before any event runs; nothing stays behind."""
-    c, root = uploader
+    c, _ = uploader
     big = tmp_path / "huge.mp4"
     with open(big, "wb") as f:
         f.truncate(250 * 2**20)  # sparse: costs no disk
