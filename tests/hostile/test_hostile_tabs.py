@@ -136,9 +136,9 @@ def test_concurrent_first_calls_land_in_one_session(studio, calls):
     jobs = [c.submit(None, f"a red circle moves right {n}", 11, "frames", n, True, "continue",
                      api_name="/add_segment") for n in range(calls)]
     outs = [j.result(timeout=120)[0] for j in jobs]
-    assert len({o["project_id"] for o in outs}) == 1
     s = summary(c)
     assert sorted(x["prompt"] for x in s["segments"]) == sorted(f"a red circle moves right {n}" for n in range(calls))
+    assert len({o["project_id"] for o in outs}) == 1
 
 
 def test_many_clients_first_calls_stay_apart(studio):
