@@ -231,9 +231,9 @@ class Studio:
                 q.put(("error", str(e)))
             except Exception:  # the page must say what happened; the server stays up
                 log.exception("render failed")
-                q.put(("error", "rendering failed unexpectedly (the server logged why); what was rendered "
-                                "before is kept: press Render again, and if it fails again, save the project "
-                                "and restart the studio"))
+                q.put(("error", ("rendering failed unexpectedly (the server logged why); what was rendered "
+                                 "before is kept: press Render again, and if it fails again, save the project "
+                                 "and restart the studio")))
             finally:
                 self.rendering = False
 

@@ -21,13 +21,13 @@ from phenaki_core.io import frame_strip, load_init_frames  # noqa: E402
 from phenaki_core.pipelines.pipeline_phenaki import DEFAULT_GUIDANCE  # noqa: E402
 from phenaki_core.pipelines.story import MAX_PROMPT_CHARS, Segment  # noqa: E402
 
-from . import bounds  # noqa: E402
-from .bounds import MAX_UPLOAD_BYTES, launch_kwargs  # noqa: E402, F401  (app.py asks these)
-from .inputs import RawNumber, parse_bool, parse_choice, parse_number, unchecked  # noqa: E402
-from .messages import plain  # noqa: E402
+from . import bounds
+from .bounds import MAX_UPLOAD_BYTES, launch_kwargs  # noqa: F401  (app.py may ask them here)
+from .inputs import RawNumber, parse_bool, parse_choice, parse_number, unchecked
+from .messages import plain
 from .project import Project, ProjectError  # noqa: E402
 from .render import Studio, project_limits, valid_session_id  # noqa: E402
-from .sessions import Sessions  # noqa: E402
+from .sessions import Sessions
 
 STORAGE_KEY = "phenaki-studio-session"
 
