@@ -76,6 +76,7 @@ class Item:
     locked: bool = True
     active: int | None = None  # the id of the active take
     takes: list[Take] = field(default_factory=list)
+    changed: int = 0  # the project version at which its segment or lock last changed
 
     def take(self, take_id: int | None) -> Take | None:
         return next((t for t in self.takes if t.id == take_id), None)
@@ -96,6 +97,9 @@ def clean_prompt(text) -> str:
     text = text.strip()
     if not text:
         raise ProjectError("the prompt is empty: describe what happens in this segment")
+    # zero-width spaces, joiners and byte-order marks (Cf) and spaces (Z*) show nothing
+    if all(unicodedata.category(c) == "Cf" or unicodedata.category(c).startswith("Z") for c in text):
+        raise ProjectError("the prompt has no visible characters: describe what happens in this segment")
     if len(text) > MAX_PROMPT_CHARS:
         raise ProjectError(f"the prompt is {len(text)} characters; at most {MAX_PROMPT_CHARS}")
     return text
@@ -179,6 +183,9 @@ class Project:
         self._undo: list[dict] = []
         self._redo: list[dict] = []
         self._next_take = 1
+        self.version = 0  # one more for every change of the timeline or the settings
+        self.actor: str | None = None  # who makes the current edit (a tab); its history entries say so
+        self.made_with: str | None = None  # the model a loaded file was made with, when it says
 
     # -- what a project is made of -------------------------------------------------
     def limits(self) -> dict:
@@ -223,13 +230,17 @@ class Project:
     # -- history ---------------------------------------------------------------------
     def _snapshot(self) -> dict:
         return {"items": [(it.id, replace(it.segment), it.locked, it.active) for it in self.items],
-                "settings": replace(self.settings)}
+                "settings": replace(self.settings), "by": self.actor}
 
     def _restore(self, snap: dict):
         pool = {it.id: it for it in self._all_items()}
+        on_timeline = {it.id for it in self.items}
+        self.version += 1
         items = []
         for iid, seg, locked, active in snap["items"]:
             it = pool.get(iid) or Item(iid, seg)
+            if iid not in on_timeline or it.segment != seg or it.locked != locked:
+                it.changed = self.version
             it.segment, it.locked, it.active = replace(seg), locked, active
             items.append(it)
         self.items, self.settings = items, replace(snap["settings"])
@@ -246,7 +257,15 @@ class Project:
         before = self._snapshot()
         kept = {it.id for it in items}
         self._graveyard = {**getattr(self, "_graveyard", {}), **{it.id: it for it in self.items if it.id not in kept}}
+        old = {id(it) for it in self.items}
+        self.version += 1
+        for it in items:
+            if id(it) not in old:
+                it.changed = self.version
         self.items, self.settings = items, settings
+        self._push_undo(before)
+
+    def _push_undo(self, before: dict):
         self._undo = (self._undo + [before])[-MAX_HISTORY:]
         self._redo = []
 
@@ -256,9 +275,18 @@ class Project:
     def can_redo(self) -> bool:
         return bool(self._redo)
 
+    def _check_own(self, stack: list[dict], what: str):
+        """A tab undoes its own actions only: when the latest one is another tab's, say so
+        (undoing it from here would revert someone else's work)."""
+        by = stack[-1].get("by")
+        if self.actor is not None and by is not None and by != self.actor:
+            raise ProjectError(f"the last change to this project was made in another tab or window, so {what} "
+                               f"here would change their work: {what} it there, or reload this page to see it")
+
     def undo(self):
         if not self._undo:
             raise ProjectError("nothing to undo")
+        self._check_own(self._undo, "undo")
         self._redo.append(self._snapshot())
         self._remember_removed(self._undo[-1])
         self._restore(self._undo.pop())
@@ -266,6 +294,7 @@ class Project:
     def redo(self):
         if not self._redo:
             raise ProjectError("nothing to redo")
+        self._check_own(self._redo, "redo")
         self._undo.append(self._snapshot())
         self._remember_removed(self._redo[-1])
         self._restore(self._redo.pop())
@@ -281,6 +310,10 @@ class Project:
             raise ProjectError("the timeline is empty: add a segment first")
         i = _int(index, "the segment number", 1, hi + 1) - 1
         return i
+
+    def index_of(self, item_id: str) -> int | None:
+        """The 0-based position of the item with this stable id, None when it is not on the timeline."""
+        return next((i for i, it in enumerate(self.items) if it.id == item_id), None)
 
     def _copy_items(self) -> list[Item]:
         return list(self.items)
@@ -334,9 +367,9 @@ class Project:
         items[i] = new
         self._validate(items, self.settings)
         before = self._snapshot()
-        it.segment, it.locked = segment, locked
-        self._undo = (self._undo + [before])[-MAX_HISTORY:]
-        self._redo = []
+        self.version += 1
+        it.segment, it.locked, it.changed = segment, locked, self.version
+        self._push_undo(before)
         return True
 
     def set_settings(self, num_inference_steps=None, guidance_scale=None, fps=None, export_size=None) -> bool:
@@ -365,9 +398,9 @@ class Project:
         before = self._snapshot()
         new_seg = replace(take.segment)
         self._validate([Item(x.id, new_seg if x is it else x.segment) for x in self.items], self.settings)
-        it.segment, it.active = new_seg, take.id
-        self._undo = (self._undo + [before])[-MAX_HISTORY:]
-        self._redo = []
+        self.version += 1
+        it.segment, it.active, it.changed = new_seg, take.id, self.version
+        self._push_undo(before)
 
     def set_init_frames(self, frames: np.ndarray | None):
         if frames is not None:
@@ -392,6 +425,7 @@ class Project:
             items.append(Item(secrets.token_hex(4), replace(it.segment), it.locked, active, takes))
         self._commit(items, replace(other.settings))
         self.init_frames = other.init_frames
+        self.made_with = other.made_with
 
     # -- takes -------------------------------------------------------------------------
     def add_take(self, item_id: str, rendered: RenderedSegment, sampling: tuple) -> Take | None:
@@ -456,6 +490,7 @@ class Project:
                                   "context_fingerprint": t.context_fingerprint} for t in it.takes]}
                       for it in self.items],
             "init_frames": None if self.init_frames is None else [_png_b64(f) for f in self.init_frames],
+            "model": self.model,
         }
         if history:
             data["history"] = {"undo": [snap(s) for s in self._undo], "redo": [snap(s) for s in self._redo]}
@@ -540,6 +575,8 @@ class Project:
             items.append(Item(iid, seg, bool(idata.get("locked", True)), active, takes))
         p._validate(items, settings)
         p.items, p.settings, p._next_take = items, settings, next_take
+        made_with = story.model if story else data.get("model")
+        p.made_with = made_with if isinstance(made_with, str) else None
         init = data.get("init_frames")
         if init is not None:
             if not isinstance(init, list) or not 1 <= len(init) <= settings.context_frames:

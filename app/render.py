@@ -15,6 +15,7 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,11 +25,13 @@ from PIL import Image
 from phenaki_core.io import export_story, write_video
 from phenaki_core.pipelines.story import RenderCancelled, StoryError, StoryRenderer
 
-from .project import Project, ProjectError, atomic_write, random_seed
+from .bounds import check_export, preview_size
+from .project import Project, ProjectError, _int, atomic_write, random_seed
 
 log = logging.getLogger("phenaki.studio")
 SESSION_RE = re.compile(r"[0-9a-f]{32}")
-PREVIEW_SIZE = 256
+ITEM_ID_RE = re.compile(r"[0-9a-f]{8}")
+MAX_VIEWS = 64  # tabs whose last view a session remembers
 
 
 def new_session_id() -> str:
@@ -58,6 +61,46 @@ class Studio:
         self.lock = threading.RLock()
         self.rendering = False
         self._frames_saved: set[str] = set()
+        # tab -> (project version, item ids in order) as that tab last showed the timeline
+        self.views: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
+
+    # -- which segment a tab means ------------------------------------------------------------
+    def record_view(self, tab: str | None):
+        """Remember what `tab` now shows, so its next "segment N" means the segment it saw there."""
+        if tab is None:
+            return
+        p = self.project
+        self.views[tab] = (p.version, [it.id for it in p.items])
+        self.views.move_to_end(tab)
+        while len(self.views) > MAX_VIEWS:
+            self.views.popitem(last=False)
+
+    def locate(self, tab: str | None, ref, edit: bool = True) -> int:
+        """The 0-based position now of the segment a tab means by `ref`: its stable id, or its
+        number on the timeline as that tab last showed it. An edit (`edit`) of a segment that
+        another tab deleted or changed since is refused; other tabs' changes elsewhere are merged
+        (the edit goes to the same segment, wherever it now is)."""
+        p = self.project
+        if isinstance(ref, str) and ITEM_ID_RE.fullmatch(ref.strip()):
+            i = p.index_of(ref.strip())
+            if i is None:
+                raise ProjectError(f"there is no segment with id {ref.strip()} (it was deleted): pick a segment again")
+            return i
+        seen = self.views.get(tab) if tab is not None else None
+        if seen is None or seen[0] == p.version:
+            return p._index(_number(ref))
+        version, ids = seen
+        n = _int(_number(ref), "the segment number", 1, max(1, len(ids)))
+        if n > len(ids):
+            raise ProjectError("the timeline is empty: add a segment first")
+        i = p.index_of(ids[n - 1])
+        if i is None:
+            raise ProjectError(f"segment {n} was deleted in another tab or window since this page showed it: "
+                               "pick a segment again in the Segment list (it shows the timeline as it is now)")
+        if edit and p.items[i].changed > version:
+            raise ProjectError(f"segment {n} was changed in another tab or window since this page showed it: "
+                               "pick it again in the Segment list to see it as it is now, then make your edit")
+        return i
 
     # -- persistence ----------------------------------------------------------------------
     @classmethod
@@ -90,6 +133,10 @@ class Studio:
 
     def autosave(self):
         with self.lock:
+            p = self.project
+            if not (p.items or p.can_undo() or p.can_redo() or p.init_frames is not None
+                    or (self.save_dir / "project.json").exists()):
+                return  # nothing made yet: an API client that only looked leaves no folder behind
             self.project.save(self.save_dir / "project.json", history=True)
             arrays = {f"{it.id}-{t.id}": t.frames for it in self.project.items for t in it.takes if t.frames is not None}
             if set(arrays) != self._frames_saved:
@@ -182,9 +229,11 @@ class Studio:
                 q.put(("cancelled", f"cancelled: {e}"))
             except (ProjectError, StoryError) as e:
                 q.put(("error", str(e)))
-            except Exception as e:  # the page must say what happened; the server stays up
+            except Exception:  # the page must say what happened; the server stays up
                 log.exception("render failed")
-                q.put(("error", f"rendering failed: {type(e).__name__}: {e}"))
+                q.put(("error", ("rendering failed unexpectedly (the server logged why); what was rendered "
+                                 "before is kept: press Render again, and if it fails again, save the project "
+                                 "and restart the studio")))
             finally:
                 self.rendering = False
 
@@ -213,9 +262,10 @@ class Studio:
         t = p.active_take(index)
         if t is None or t.frames is None:
             return None
-        path = self._file("clips", f"{p.items[index].id}-{t.id}-{p.settings.fps:g}.mp4")
+        size = preview_size(len(t.frames), p.frame_size)
+        path = self._file("clips", f"{p.items[index].id}-{t.id}-{p.settings.fps:g}-{size}.mp4")
         if not path.is_file():
-            write_video(t.frames, path, fps=p.settings.fps, size=PREVIEW_SIZE)
+            write_video(t.frames, path, fps=p.settings.fps, size=size)
         return path
 
     def thumb_path(self, index: int) -> Path | None:
@@ -249,19 +299,21 @@ class Studio:
         frames = self.story_frames()
         s = self.project.settings
         key = hashlib.sha256(frames.tobytes()).hexdigest()[:12]
-        path = self._file("preview", f"story-{key}-{s.fps:g}.mp4")
+        size = preview_size(len(frames), self.project.frame_size)
+        path = self._file("preview", f"story-{key}-{s.fps:g}-{size}.mp4")
         if not path.is_file():
-            write_video(frames, path, fps=s.fps, size=PREVIEW_SIZE)
+            write_video(frames, path, fps=s.fps, size=size)
         return path
 
     def export(self, fmt: str = "mp4") -> tuple[Path, Path]:
         if fmt not in ("mp4", "gif", "npy"):
             raise ProjectError(f"export format must be mp4, gif or npy (raw frames), got {fmt!r}")
-        frames = self.story_frames()
         s = self.project.settings
+        size = None if fmt == "npy" else int(s.export_size)  # .npy: the raw frames, as generated
+        check_export(self.project.total_frames(), size, self.project.frame_size, fmt)  # before any copy
+        frames = self.story_frames()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = self._file("exports", f"phenaki-story-{stamp}-{secrets.token_hex(2)}.{fmt}")
-        size = None if fmt == "npy" else int(s.export_size)  # .npy: the raw frames, as generated
         story = replace(self.project.story(), model_revision=self.pipe.revision)
         return export_story(frames, story, path, fps=s.fps, size=size, resample="nearest",
                             init_frames=self.project.init_frames)
@@ -270,3 +322,13 @@ class Studio:
         path = self._file("projects", "phenaki-project.json")
         with self.lock:
             return self.project.save(path)
+
+
+def _number(ref):
+    """A segment number as the page or an API client sends it (an int, a float, or text)."""
+    if isinstance(ref, str):
+        try:
+            return int(ref.strip())
+        except ValueError:
+            raise ProjectError(f"the segment must be a number or a segment id, got {ref[:40]!r}") from None
+    return ref

@@ -12,7 +12,6 @@ import html
 import os
 import secrets
 import tempfile
-from collections import OrderedDict
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -22,10 +21,14 @@ from phenaki_core.io import frame_strip, load_init_frames  # noqa: E402
 from phenaki_core.pipelines.pipeline_phenaki import DEFAULT_GUIDANCE  # noqa: E402
 from phenaki_core.pipelines.story import MAX_PROMPT_CHARS, Segment  # noqa: E402
 
+from . import bounds
+from .bounds import MAX_UPLOAD_BYTES, launch_kwargs  # noqa: F401  (app.py may ask them here)
+from .inputs import RawNumber, parse_bool, parse_choice, parse_number, unchecked
+from .messages import plain
 from .project import Project, ProjectError  # noqa: E402
-from .render import Studio, new_session_id, project_limits, valid_session_id  # noqa: E402
+from .render import Studio, project_limits, valid_session_id  # noqa: E402
+from .sessions import Sessions
 
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 STORAGE_KEY = "phenaki-studio-session"
 
 # Each goes back the way it came, so the object stays in the frame (2 px a frame, 64 px wide).
@@ -76,33 +79,21 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
     model = model or "phenaki-shapes-64"
     limits = project_limits(pipe, model)
     fps = pipe.fps
-    sessions: OrderedDict[str, Studio] = OrderedDict()  # live sessions, newest last (bounded)
+    sessions = Sessions(pipe, projects_dir, work_dir, model)
     placeholder = work_dir / "placeholder.png"
     if not placeholder.is_file():
         from PIL import Image
         work_dir.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (96, 96), (60, 60, 66)).save(placeholder)
 
-    def remember(st: Studio) -> Studio:
-        sessions[st.id] = st
-        sessions.move_to_end(st.id)
-        while len(sessions) > 64:
-            old_id, old = sessions.popitem(last=False)
-            if old.rendering:  # never drop a session mid-render
-                sessions[old_id] = old
-                break
-        return st
+    def tab_of(request) -> str | None:
+        """Who asks: Gradio's id for one page load or one API client."""
+        return getattr(request, "session_hash", None)
 
-    def open_session(sid) -> Studio:
-        if valid_session_id(sid):
-            if sid in sessions:
-                return remember(sessions[sid])
-            return remember(Studio.restore(pipe, sid, projects_dir, work_dir, model))
-        return remember(Studio(pipe, new_session_id(), projects_dir, work_dir, model))
-
-    def ensure(st) -> Studio:
-        """API clients run no load event: their first call makes their session."""
-        return st if isinstance(st, Studio) else open_session(None)
+    def ensure(st, request) -> Studio:
+        """API clients run no load event: their first call makes their session (one, however
+        many first calls arrive at once)."""
+        return sessions.ensure(st, tab_of(request))
 
     # -- what the page shows --------------------------------------------------------------
     def summary(st: Studio, number) -> dict:
@@ -112,19 +103,21 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
         for i, ((t0, t1), it) in enumerate(zip(p.timecodes(), p.items)):
             s = it.segment
             segs.append({
-                "number": i + 1, "prompt": s.prompt, "frames": s.frames, "seconds": round(s.frames / fps, 3),
+                "number": i + 1, "id": it.id, "prompt": s.prompt, "frames": s.frames, "seconds": round(s.frames / fps, 3),
                 "start": round(t0, 3), "end": round(t1, 3), "seed": s.seed, "seed_locked": it.locked,
                 "transition": s.transition, "status": status[i],
                 "takes": [{"take": n + 1, "seed": t.segment.seed, "prompt": t.segment.prompt,
                            "in_memory": t.frames is not None} for n, t in enumerate(it.takes)],
                 "active_take": next((n + 1 for n, t in enumerate(it.takes) if t.id == it.active), None)})
         s = p.settings
-        return {"segments": segs, "selected": number, "total_frames": p.total_frames(),
+        return {"project_id": st.id, "version": p.version, "segments": segs, "selected": number, "total_frames": p.total_frames(),
                 "total_seconds": round(p.total_frames() / s.fps, 3),
                 "settings": {"steps": s.num_inference_steps, "guidance": s.guidance_scale, "fps": s.fps,
                              "export_size": s.export_size, "context_frames": s.context_frames},
                 "init_frames": 0 if p.init_frames is None else len(p.init_frames),
-                "can_undo": p.can_undo(), "can_redo": p.can_redo(), "model": p.model}
+                "can_undo": p.can_undo(), "can_redo": p.can_redo(), "model": p.model, "made_with": p.made_with,
+                "limits": {"max_upload_mb": MAX_UPLOAD_BYTES // 2**20, "max_image_side": bounds.MAX_IMAGE_SIDE,
+                           "max_export_mb": bounds.EXPORT_BUDGET_BYTES // 2**20}}
 
     def timeline_html(st: Studio, number) -> str:
         p = st.project
@@ -180,6 +173,8 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
         n = len(st.project.items)
         if not n:
             return None
+        if isinstance(number, str) and st.project.index_of(number.strip()) is not None:
+            return st.project.index_of(number.strip()) + 1
         try:
             number = int(number)
         except (TypeError, ValueError):
@@ -211,7 +206,7 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                 s.num_inference_steps, s.guidance_scale, s.fps, s.export_size, init]
 
     def fail(e: Exception):
-        raise gr.Error(str(e), duration=12, print_exception=False)
+        raise gr.Error(plain(e), duration=12, print_exception=False)
 
     def progress_html(text: str, overall: float = 0.0, segment: float = 0.0, state: str = "idle") -> str:
         def bar(f, colour):
@@ -245,13 +240,13 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                                         placeholder="a red circle moves right")
                     count = gr.HTML(counter(""), elem_id="prompt-counter")
                     with gr.Row():
-                        duration = gr.Number(11, label="Duration", elem_id="duration")
-                        unit = gr.Radio(["frames", "seconds"], value="frames", label="Unit", elem_id="duration-unit")
-                        seed = gr.Number(0, label="Seed", precision=0, elem_id="seed")
+                        duration = RawNumber(11, label="Duration", elem_id="duration")
+                        unit = unchecked(gr.Radio, ["frames", "seconds"], value="frames", label="Unit", elem_id="duration-unit")
+                        seed = RawNumber(0, label="Seed", precision=0, elem_id="seed")
                         locked = gr.Checkbox(True, label="Lock seed", elem_id="seed-locked",
                                              info="unlocked: regenerating draws a new seed")
-                        transition = gr.Radio(["continue", "cut"], value="continue", label="Transition",
-                                              elem_id="transition")
+                        transition = unchecked(gr.Radio, ["continue", "cut"], value="continue", label="Transition",
+                                               elem_id="transition")
                     with gr.Row():
                         add_btn = gr.Button("+ Add at end", elem_id="add", size="sm", variant="primary")
                         insert_btn = gr.Button("Insert before", elem_id="insert", size="sm")
@@ -270,13 +265,13 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                 queue_box = gr.HTML("<div style='min-height:2.2em'></div>", elem_id="queue-status", padding=False)
                 clip_video = gr.Video(label="Segment clip", elem_id="clip-video", interactive=False, autoplay=True,
                                       loop=True, height=280)
-                take_pick = gr.Radio([], label="Takes (pick the active one)", elem_id="takes")
+                take_pick = unchecked(gr.Radio, [], label="Takes (pick the active one)", elem_id="takes")
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Story video", elem_id="tab-video"):
                 with gr.Row():
                     preview_btn = gr.Button("Preview whole story", elem_id="preview")
-                    export_fmt = gr.Radio(["mp4", "gif", "npy"], value="mp4", label="Export format",
-                                          elem_id="export-format")
+                    export_fmt = unchecked(gr.Radio, ["mp4", "gif", "npy"], value="mp4", label="Export format",
+                                           elem_id="export-format")
                     export_btn = gr.Button("Export video + sidecar JSON", variant="primary", elem_id="export")
                 with gr.Row():
                     story_video = gr.Video(label="Story", elem_id="story-video", interactive=False, height=300)
@@ -288,29 +283,31 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                         save_btn = gr.Button("Save project file", elem_id="save-project")
                         project_out = gr.File(label="Project file", elem_id="project-file", interactive=False)
                     with gr.Column():
-                        project_in = gr.File(label="Load a project file (.json)", file_types=[".json"],
-                                             type="filepath", elem_id="project-upload")
+                        project_in = unchecked(gr.File, label="Load a project file (.json)", file_types=[".json"],
+                                               type="filepath", elem_id="project-upload")
                     with gr.Column():
                         example_pick = gr.Dropdown(list(EXAMPLES), value=next(iter(EXAMPLES)), label="Examples",
                                                    elem_id="example-pick")
                         example_btn = gr.Button("Load example", elem_id="load-example")
                         new_btn = gr.Button("New empty project", elem_id="new-project", size="sm")
+                        project_id_in = gr.Textbox(label="Open a project by its id (press Enter)", max_lines=1,
+                                                   elem_id="project-id", placeholder="the project_id in Project data")
             with gr.Tab("Start from an image or video", elem_id="tab-init"):
                 gr.Markdown("The first segment animates an uploaded image or continues an uploaded video "
                             f"(its last frames, cropped to {pipe.frame_size}x{pipe.frame_size}). "
                             "Set the first segment's transition to *continue*.")
                 with gr.Row():
-                    init_in = gr.File(label="Image or video", type="filepath", elem_id="init-upload",
-                                      file_types=["image", "video"])
+                    init_in = unchecked(gr.File, label="Image or video", type="filepath", elem_id="init-upload",
+                                        file_types=["image", "video"])
                     init_preview = gr.Image(label="Frames the story starts from", elem_id="init-preview",
                                             interactive=False, height=120)
                 clear_init_btn = gr.Button("Remove the start frames", elem_id="clear-init", size="sm")
             with gr.Tab("Settings", elem_id="tab-settings"):
                 with gr.Row():
-                    steps = gr.Number(12, label="Sampling steps (1-64)", precision=0, elem_id="steps")
-                    guidance = gr.Number(DEFAULT_GUIDANCE, label="Guidance (0-20)", elem_id="guidance")
-                    fps_in = gr.Number(fps, label="Playback fps", elem_id="fps")
-                    size_in = gr.Number(256, label="Export size (pixels, longer side)", precision=0,
+                    steps = RawNumber(12, label="Sampling steps (1-64)", precision=0, elem_id="steps")
+                    guidance = RawNumber(DEFAULT_GUIDANCE, label="Guidance (0-20)", elem_id="guidance")
+                    fps_in = RawNumber(fps, label="Playback fps", elem_id="fps")
+                    size_in = RawNumber(256, label="Export size (pixels, longer side)", precision=0,
                                         elem_id="export-size")
                 settings_btn = gr.Button("Apply settings", elem_id="apply-settings")
         with gr.Accordion("Project data (what the API returns first)", open=False, elem_id="summary-accordion"):
@@ -320,153 +317,224 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
         VIEW = [state, summary_json, timeline, gallery, seg_pick, *editor, take_pick, clip_video, undo_btn, redo_btn,
                 steps, guidance, fps_in, size_in, init_preview]
         RENDER_OUT = [state, summary_json, timeline, gallery, clip_video, take_pick, progress, seed, undo_btn, redo_btn]
-        EDIT = dict(outputs=VIEW, concurrency_limit=None, show_progress="hidden")
+        LIMIT = bounds.EVENT_CONCURRENCY
+        EDIT = dict(outputs=VIEW, concurrency_limit=LIMIT["edit"], concurrency_id="edit", show_progress="hidden")
+        UPLOAD = dict(outputs=VIEW, concurrency_limit=LIMIT["files"], concurrency_id="files", show_progress="hidden")
 
         def guarded(fn):
+            """An event on the project: the session made or found, the edit made as the asking
+            tab (its undo history says so), autosaved, what the tab now shows remembered, and a
+            refusal turned into a plain-text message."""
             @functools.wraps(fn)
-            def run(st, *args):
-                st = ensure(st)
+            def run(st, request: gr.Request, *args):
+                tab = tab_of(request)
+                st = ensure(st, request)
                 try:
                     with st.lock:
-                        out = fn(st, *args)
+                        st.project.actor = tab
+                        try:
+                            out = fn(st, request, *args)
+                        finally:
+                            st.project.actor = None
                         st.autosave()
+                        st.record_view(tab)
                     return out
                 except ProjectError as e:
                     fail(e)
             return run
 
+        def seg_fields(st, prompt, duration, unit, seed, transition):
+            unit = parse_choice(unit, "the duration unit", ("frames", "seconds"))
+            return st.project.make_segment(prompt, parse_number(duration, "the duration"), unit,
+                                           parse_number(seed, "the seed"), transition)
+
         # -- session: restore on page load -----------------------------------------------------
-        def on_load(sid):
-            st = open_session(sid)
-            return [st.id, *view(st, 1)]
+        def on_load(sid, request: gr.Request):
+            st = sessions.open(sid)
+            out = [st.id, *view(st, 1)]
+            with st.lock:
+                st.record_view(tab_of(request))
+            return out
 
         demo.load(on_load, [sid_store], [sid_store, *VIEW], api_visibility="private", show_progress="hidden")
 
         # -- timeline edits ----------------------------------------------------------------------
+        # A segment is named by the asking tab's number for it (as that tab last showed the
+        # timeline) or by its stable id; `locate` turns either into where it is now, and refuses
+        # an edit of a segment another tab changed or deleted since.
         @guarded
-        def add_segment(st, number, prompt, duration, unit, seed, locked, transition):
+        def add_segment(st, request: gr.Request, number, prompt, duration, unit, seed, locked, transition):
             """Append a segment made from the given fields."""
-            seg = st.project.make_segment(prompt, duration, unit, seed, transition)
-            return view(st, st.project.add(seg, locked=bool(locked)), unit)
+            seg = seg_fields(st, prompt, duration, unit, seed, transition)
+            return view(st, st.project.add(seg, locked=parse_bool(locked, "the seed lock")), unit)
 
         @guarded
-        def insert_segment(st, number, prompt, duration, unit, seed, locked, transition):
-            """Insert a segment made from the given fields before segment `number`."""
-            seg = st.project.make_segment(prompt, duration, unit, seed, transition)
-            where = clamp(st, number) or 1
-            return view(st, st.project.add(seg, index=where, locked=bool(locked)), unit)
+        def insert_segment(st, request: gr.Request, number, prompt, duration, unit, seed, locked, transition):
+            """Insert a segment made from the given fields before segment `number` (or its id)."""
+            seg = seg_fields(st, prompt, duration, unit, seed, transition)
+            lock = parse_bool(locked, "the seed lock")
+            where = st.locate(tab_of(request), number, edit=False) + 1 if st.project.items else 1
+            return view(st, st.project.add(seg, index=where, locked=lock), unit)
 
         @guarded
-        def update_segment(st, number, prompt, duration, unit, seed, locked, transition):
-            """Replace segment `number`'s prompt, duration, seed, seed lock and transition."""
+        def update_segment(st, request: gr.Request, number, prompt, duration, unit, seed, locked, transition):
+            """Replace segment `number`'s (or id's) prompt, duration, seed, seed lock and transition."""
             p = st.project
-            seg = p.make_segment(prompt, duration, unit, seed, transition)
-            p.update(p._index(number) + 1, seg, locked=bool(locked))
-            return view(st, number, unit)
+            seg = seg_fields(st, prompt, duration, unit, seed, transition)
+            lock = parse_bool(locked, "the seed lock")
+            i = st.locate(tab_of(request), number)
+            p.update(i + 1, seg, locked=lock)
+            return view(st, i + 1, unit)
 
         @guarded
-        def apply_pending(st, number, prompt, duration, unit, seed, locked, transition):
+        def apply_pending(st, request: gr.Request, number, prompt, duration, unit, seed, locked, transition):
             """Before a render: apply the editor's fields to the selected segment when they differ."""
             p = st.project
-            if p.items and number and (prompt or "").strip():
-                seg = p.make_segment(prompt, duration, unit, seed, transition)
-                p.update(p._index(number) + 1, seg, locked=bool(locked))
+            if p.items and number and isinstance(prompt, str) and prompt.strip():
+                seg = seg_fields(st, prompt, duration, unit, seed, transition)
+                lock = parse_bool(locked, "the seed lock")
+                i = st.locate(tab_of(request), number)
+                if seg != p.items[i].segment or lock != p.items[i].locked:
+                    p.update(i + 1, seg, locked=lock)
+                number = i + 1
             return view(st, number, unit)
 
-        @guarded
-        def duplicate_segment(st, number, unit):
-            """Copy segment `number` right after it."""
-            return view(st, st.project.duplicate(number), unit)
+        def positional(action):
+            """An edit of one segment, named as the tab saw it."""
+            @guarded
+            def run(st, request: gr.Request, number, unit):
+                i = st.locate(tab_of(request), number)
+                return view(st, action(st.project, i + 1), unit)
+            return run
+
+        duplicate_segment = positional(lambda p, n: p.duplicate(n))
+        duplicate_segment.__doc__ = "Copy segment `number` (or id) right after it."
+        delete_segment = positional(lambda p, n: p.delete(n))
+        delete_segment.__doc__ = "Delete segment `number` (or id); undo brings it back with its takes."
+        move_up = positional(lambda p, n: p.move(n, -1))
+        move_up.__doc__ = "Move segment `number` (or id) one place earlier."
+        move_down = positional(lambda p, n: p.move(n, +1))
+        move_down.__doc__ = "Move segment `number` (or id) one place later."
 
         @guarded
-        def delete_segment(st, number, unit):
-            """Delete segment `number` (undo brings it back with its takes)."""
-            return view(st, st.project.delete(number), unit)
-
-        @guarded
-        def move_up(st, number, unit):
-            return view(st, st.project.move(number, -1), unit)
-
-        @guarded
-        def move_down(st, number, unit):
-            return view(st, st.project.move(number, +1), unit)
-
-        @guarded
-        def undo(st, number, unit):
+        def undo(st, request: gr.Request, number, unit):
+            """Undo this tab's (or API client's) last change; another tab's change is undone there."""
             st.project.undo()
             return view(st, number, unit)
 
         @guarded
-        def redo(st, number, unit):
+        def redo(st, request: gr.Request, number, unit):
+            """Redo what this tab undid."""
             st.project.redo()
             return view(st, number, unit)
 
         @guarded
-        def select_segment(st, number, unit):
-            """Show segment `number` in the editor, with its clip and takes."""
-            st.project._index(number)
-            return view(st, number, unit)
+        def select_segment(st, request: gr.Request, number, unit):
+            """Show segment `number` (or id) in the editor, with its clip and takes."""
+            try:
+                i = st.locate(tab_of(request), number, edit=False)
+            except ProjectError:
+                if not st.project.items or isinstance(number, str) and number.strip() and not number.strip().isdigit():
+                    raise
+                i = 0  # the segment this tab saw is gone: show the timeline as it is now
+            return view(st, i + 1, unit)
 
-        def gallery_select(st, unit, evt: gr.SelectData):
-            return select_segment(st, evt.index + 1, unit)
+        def gallery_select(st, unit, evt: gr.SelectData, request: gr.Request):
+            return select_segment(st, request, evt.index + 1, unit)
 
         @guarded
-        def pick_take(st, number, take):
-            """Make take number `take` of segment `number` the active one (its prompt and seed come back)."""
-            st.project.pick_take(number, take)
-            return view(st, number)
+        def pick_take(st, request: gr.Request, number, take):
+            """Make take number `take` of segment `number` (or id) the active one (its prompt and seed come back)."""
+            i = st.locate(tab_of(request), number)
+            st.project.pick_take(i + 1, parse_number(take, "the take number"))
+            return view(st, i + 1)
 
         @guarded
-        def set_settings(st, number, steps, guidance, fps_value, size):
+        def set_settings(st, request: gr.Request, number, steps, guidance, fps_value, size):
             """Sampling steps, guidance, playback fps and export size (changing steps or guidance makes every
             segment stale)."""
-            st.project.set_settings(steps, guidance, fps_value, size)
+            st.project.set_settings(parse_number(steps, "sampling steps"), parse_number(guidance, "guidance"),
+                                    parse_number(fps_value, "fps"), parse_number(size, "export size"))
             return view(st, number)
 
         @guarded
-        def load_example(st, name):
+        def load_example(st, request: gr.Request, name):
             """Replace the timeline with an example story (undoable)."""
             st.project.adopt(_example_project(name, limits))
             return view(st, 1)
 
         @guarded
-        def new_project(st):
+        def new_project(st, request: gr.Request):
             """An empty timeline (undoable)."""
             st.project.adopt(Project(**limits))
             return view(st, None)
 
         @guarded
-        def load_project(st, path):
+        def load_project(st, request: gr.Request, path):
             """Load a project file (validated; the current project stays as it was when the file is bad)."""
-            if not path:
+            if not path or not isinstance(path, str):
                 raise ProjectError("choose a project file (.json) to load")
-            if os.path.getsize(path) > 8 * 1024 * 1024:
-                raise ProjectError("the project file is too large")
-            other = Project.load(path, **limits)
+            try:
+                bounds.check_upload_size(path, bounds.MAX_PROJECT_FILE_BYTES, "8 MB")
+                other = Project.load(path, **limits)
+            finally:
+                discard_upload(path)
             st.project.adopt(other)
-            if other.model != model:
-                gr.Warning(f"this project was made with model {other.model!r}; it renders here with {model!r}")
+            if other.made_with is not None and other.made_with != model:
+                gr.Warning(plain(f"This project was made with the model {other.made_with!r}; it renders here with "
+                                 f"{model!r}, so its renders will differ: render it again to see it with this model."))
             return view(st, 1)
 
         @guarded
-        def set_init(st, number, path):
+        def set_init(st, request: gr.Request, number, path):
             """Start the story from an uploaded image (animate it) or video (continue its last frames)."""
-            if not path:
+            if not path or not isinstance(path, str):
                 raise ProjectError("choose an image or a video")
-            if os.path.getsize(path) > MAX_UPLOAD_BYTES:
-                raise ProjectError("the upload is too large (at most 200 MB)")
             try:
-                frames = load_init_frames(path, size=pipe.frame_size, max_frames=st.project.settings.context_frames)
-            except (ValueError, OSError) as e:
-                raise ProjectError(f"cannot use this upload: {e}") from None
+                bounds.check_init_upload(path)  # the header only, before any decoding
+                try:
+                    frames = load_init_frames(path, size=pipe.frame_size,
+                                              max_frames=st.project.settings.context_frames)
+                except (ValueError, OSError):
+                    raise ProjectError("this file could not be decoded as an image or a video: upload a PNG or "
+                                       "JPEG image, or an MP4, WebM or GIF video") from None
+            finally:
+                discard_upload(path)
             st.project.set_init_frames(frames)
             return view(st, number)
 
         @guarded
-        def clear_init(st, number):
+        def clear_init(st, request: gr.Request, number):
             """Remove the uploaded start frames."""
             st.project.set_init_frames(None)
             return view(st, number)
+
+        @guarded
+        def open_project(st_unused, request: gr.Request, project_id):
+            """Work on the project with this id (the `project_id` every answer carries), also after a
+            restart of the server; an empty id starts a new project. Keep the id private: it is the key."""
+            pid = (project_id or "").strip() if isinstance(project_id, str) else project_id
+            if pid and not valid_session_id(pid):
+                raise ProjectError("a project id is 32 characters, 0-9 and a-f, as the project_id of an earlier "
+                                   "answer; leave it empty to start a new project")
+            st = sessions.open(pid or None, client=tab_of(request))
+            with st.lock:
+                out = view(st, 1)
+                st.record_view(tab_of(request))
+            return out
+
+        def discard_upload(path):
+            """Gradio keeps every upload in its cache until delete_cache runs; a file the studio
+            has read (or refused) is of no more use there."""
+            try:
+                from gradio.utils import get_upload_folder
+
+                cache = Path(get_upload_folder()).resolve()
+                target = Path(path).resolve()
+                if cache in target.parents and target.is_file():
+                    target.unlink()
+            except OSError:
+                pass
 
         sel_unit = [state, seg_pick, unit]
         edit_in = [state, seg_pick, *[c for c in editor if c is not count]]
@@ -487,18 +555,21 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                            **EDIT)
         example_btn.click(load_example, [state, example_pick], api_name="load_example", **EDIT)
         new_btn.click(new_project, [state], api_name="new_project", **EDIT)
-        project_in.upload(load_project, [state, project_in], api_name="load_project", **EDIT)
-        init_in.upload(set_init, [state, seg_pick, init_in], api_name="set_init", **EDIT)
+        project_in.upload(load_project, [state, project_in], api_name="load_project", **UPLOAD)
+        init_in.upload(set_init, [state, seg_pick, init_in], api_name="set_init", **UPLOAD)
         clear_init_btn.click(clear_init, [state, seg_pick], api_name="clear_init", **EDIT)
+        project_id_in.submit(open_project, [state, project_id_in], api_name="open_project", **EDIT)
         # the counter runs in the page, no round trip per keystroke
         prompt.change(None, [prompt], [count], js=f"""(t) => {{ const n = (t || '').length;
             const s = n > {MAX_PROMPT_CHARS} ? " style='color:#c33;font-weight:600'" : "";
             return [`<span${{s}}>${{n}} / {MAX_PROMPT_CHARS} characters</span>`]; }}""", api_visibility="private")
 
         # -- rendering -------------------------------------------------------------------------
-        def render_view(st, number, clip_path, prog):
+        def render_view(st, number, clip_path, prog, tab=None):
             p = st.project
             number = clamp(st, number)
+            with st.lock:
+                st.record_view(tab)
             seed_value = p.items[number - 1].segment.seed if number else gr.update()
             return [st, summary(st, number), timeline_html(st, number), thumbs(st),
                     clip_path if clip_path is not None else gr.update(), takes_update(st, number), prog, seed_value,
@@ -507,20 +578,32 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
         def progress_only(prog):
             return [prog if c is progress else gr.skip() for c in RENDER_OUT]
 
-        def run_render(st, number, index, reseed):
-            st = ensure(st)
-            if index is not None:
-                try:
-                    index = st.project._index(index) + 1
-                except ProjectError as e:
-                    fail(e)
-            yield render_view(st, number, None, progress_html("Starting…", state="running"))
+        def run_render(st, request, number, index, reseed):
+            st = ensure(st, request)
+            tab = tab_of(request)
+            shown = functools.partial(render_view, tab=tab)  # what this tab shows is remembered
+            try:
+                with st.lock:
+                    try:
+                        sel = st.locate(tab, number, edit=False) + 1 if number and st.project.items else None
+                    except ProjectError:
+                        if index is not None:
+                            raise
+                        sel = None  # the selection this tab saw is gone; the story renders all the same
+                    if index is not None:
+                        if sel is None:
+                            raise ProjectError("pick the segment to regenerate in the Segment list")
+                        index = sel
+                    number = sel
+            except ProjectError as e:
+                fail(e)
+            yield shown(st, number, None, progress_html("Starting…", state="running"))
             total, last = 1, 0.0
             for kind, data in st.iter_render(index, reseed):
                 if kind == "start":
                     total = max(1, data["total"])
                     if not data["total"]:
-                        yield render_view(st, number, None, progress_html("Everything is rendered and fresh.", 1, 1, "done"))
+                        yield shown(st, number, None, progress_html("Everything is rendered and fresh.", 1, 1, "done"))
                 elif kind == "step":
                     seg_frac = (data["clip"] + data["step"] / data["steps"]) / data["clips"]
                     text = (f"Segment {data['segment'] + 1} ({data['done'] + 1}/{total}) · clip {data['clip'] + 1}/"
@@ -534,30 +617,30 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                 elif kind == "segment":
                     i = data["segment"]
                     path = st.clip_path(i)
-                    yield render_view(st, number, str(path) if path else None,
+                    yield shown(st, number, str(path) if path else None,
                                       progress_html(f"Segment {i + 1} done ({data['done']}/{total}).",
                                                     data["done"] / total, 1, "running"))
                 elif kind == "done":  # each clip was shown as it finished; now the selected segment's again
-                    yield render_view(st, number, clip(st, number), progress_html("Done: every segment is rendered.", 1, 1, "done"))
+                    yield shown(st, number, clip(st, number), progress_html("Done: every segment is rendered.", 1, 1, "done"))
                 elif kind == "cancelled":
-                    yield render_view(st, number, None, progress_html(f"Cancelled ({data}).", 0, 0, "cancelled"))
+                    yield shown(st, number, None, progress_html(f"Cancelled ({data}).", 0, 0, "cancelled"))
                 elif kind == "error":
-                    yield render_view(st, number, None, progress_html(f"Not rendered: {data}", 0, 0, "error"))
+                    yield shown(st, number, None, progress_html(f"Not rendered: {data}", 0, 0, "error"))
                     fail(ProjectError(data))
 
-        def render_story(st, number):
+        def render_story(st, number, request: gr.Request):
             """Render every segment that is missing or stale, in order; each clip shows when it is done."""
-            yield from run_render(st, number, None, False)
+            yield from run_render(st, request, number, None, False)
 
-        def render_segment(st, number):
+        def render_segment(st, number, request: gr.Request):
             """Render segment `number` alone, with everything before it frozen (its later segments
             become stale). An unlocked seed draws a new seed when the segment is unchanged. Each
             rendering is a take."""
-            yield from run_render(st, number, number, True)
+            yield from run_render(st, request, number, number, True)
 
-        def cancel(st, number):
+        def cancel(st, number, request: gr.Request):
             """Stop the running render within a sampling step (and drop one still waiting in the queue)."""
-            st = ensure(st)
+            st = ensure(st, request)
             was = st.rendering
             st.cancel.set()
             for _ in range(600):  # the worker stops at its next sampling step
@@ -565,10 +648,10 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                     break
                 __import__("time").sleep(0.05)
             text = "Cancelled." if was else "Nothing is rendering."
-            return render_view(st, number, None, progress_html(text, 0, 0, "cancelled"))
+            return render_view(st, number, None, progress_html(text, 0, 0, "cancelled"), tab_of(request))
 
         # the queue position and timer show on the progress box only: the timeline stays usable
-        RENDER = dict(outputs=RENDER_OUT, concurrency_limit=1, concurrency_id="render", show_progress="full",
+        RENDER = dict(outputs=RENDER_OUT, concurrency_limit=LIMIT["render"], concurrency_id="render", show_progress="full",
                       show_progress_on=[queue_box])
         apply_in = [state, seg_pick, prompt, duration, unit, seed, locked, transition]
         ev_all = render_all_btn.click(apply_pending, apply_in, api_visibility="private", **EDIT).success(
@@ -581,30 +664,30 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                          show_progress="hidden", cancels=[ev_all, ev_seg])
 
         # -- preview, export, save ---------------------------------------------------------------
-        def preview(st):
+        def preview(st, request: gr.Request):
             """The whole story as one MP4 (every segment must be rendered and fresh)."""
-            st = ensure(st)
+            st = ensure(st, request)
             try:
                 return st, str(st.preview_path())
             except ProjectError as e:
                 fail(e)
 
-        def export(st, fmt):
+        def export(st, fmt, request: gr.Request):
             """Export the story as MP4, GIF or raw frames (.npy), plus the sidecar .story.json
             (prompts, seeds, settings) that renders the same frames again."""
-            st = ensure(st)
+            st = ensure(st, request)
             try:
-                video, sidecar = st.export(fmt)
+                video, sidecar = st.export(parse_choice(fmt, "the export format", ("mp4", "gif", "npy")))
             except ProjectError as e:
                 fail(e)
             return st, [str(video), str(sidecar)]
 
-        def save_project(st):
+        def save_project(st, request: gr.Request):
             """The project as a JSON file (story, takes, settings, start frames; no paths)."""
-            st = ensure(st)
+            st = ensure(st, request)
             return st, str(st.project_file())
 
-        FILES = dict(concurrency_limit=2, concurrency_id="files")
+        FILES = dict(concurrency_limit=LIMIT["files"], concurrency_id="files")
         preview_btn.click(preview, [state], [state, story_video], api_name="preview", **FILES)
         export_btn.click(export, [state, export_fmt], [state, export_files], api_name="export", **FILES)
         save_btn.click(save_project, [state], [state, project_out], api_name="save_project", **FILES)

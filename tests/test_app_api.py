@@ -211,7 +211,7 @@ def test_bad_inputs_get_clear_errors_and_change_nothing(server, tmp_path):
         c.predict(handle_file(str(broken)), api_name="/load_project")
     fake = tmp_path / "clip.mp4"
     fake.write_text("this is not a video")
-    with pytest.raises(AppError, match="cannot use this upload"):
+    with pytest.raises(AppError, match="not an image or a video"):
         c.predict(1, handle_file(str(fake)), api_name="/set_init")
     with pytest.raises(AppError, match="not in the list of choices|no example"):
         c.predict("../../etc/passwd", api_name="/load_example")
