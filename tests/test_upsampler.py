@@ -11,7 +11,11 @@ import torch.nn.functional as F
 from phenaki_core import CViViT
 from phenaki_core.data import shapes_world as sw
 from phenaki_core.models.upsampler import TokenUpsampler, decode_tokens, upscale_video
-from phenaki_core.training.train_upsampler import paired_batches, render_pair, story_pair
+from phenaki_core.training.train_upsampler import (
+    paired_batches,
+    render_pair,
+    story_pair,
+)
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +183,7 @@ def test_trainer_runs_saves_and_resumes(cvivit, tmp_path):
     before = TokenUpsampler.from_pretrained(tmp_path / "run" / "upsampler")
     assert before.output_size == 64
     train_upsampler.main(p.parse_args([*argv, "--steps", "3", "--resume"]))
-    rows = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl")]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]  # resumed at 2, not from scratch
     assert "psnr" in rows[1] and "psnr_bicubic" in rows[1]
     assert (tmp_path / "run" / "loss.png").is_file()

@@ -114,8 +114,9 @@ class TokenUpsampler(ModelMixin, ConfigMixin):
     def num_frames(self, latent_frames: int) -> int:
         return 1 + (latent_frames - 1) * self.config.temporal_patch_size
 
-    def features(self, tokens: torch.LongTensor) -> torch.Tensor:
-        """tokens (B, T', g, g) -> per-frame features and 64-pixel drawing (B, T, hc + 3, H, W)."""
+    def features(self, tokens: torch.LongTensor, frames: torch.LongTensor | None = None) -> torch.Tensor:
+        """tokens (B, T', g, g) -> per-frame features and 64-pixel drawing (B, T, hc + 3, H, W);
+        with `frames` (B, K), only those frames (B, K, hc + 3, H, W)."""
         codes = self.quantizer.indices_to_codes(tokens)
         b, t, g, _, _ = codes.shape
         n, d = g * g, self.config.width
@@ -125,6 +126,10 @@ class TokenUpsampler(ModelMixin, ConfigMixin):
             x = self.dec_temporal(x.transpose(1, 2).reshape(b * n, t, d)).reshape(b, n, t, d).transpose(1, 2)
         x = self.dec_spatial((x + self.dec_spatial_pos).reshape(b * t, n, d)).reshape(b, t, n, d)
         pixels = self._unpatchify(x)  # (b*T, hc, H, W)
+        pixels = pixels.reshape(b, -1, *pixels.shape[1:])
+        if frames is not None:  # before the convolutions: training draws a few frames a clip
+            pixels = pixels[torch.arange(b, device=pixels.device)[:, None], frames]
+        pixels = pixels.flatten(0, 1)
         both = torch.cat([pixels, self.head(pixels)], dim=1)
         return both.reshape(b, -1, *both.shape[1:])
 
@@ -137,9 +142,7 @@ class TokenUpsampler(ModelMixin, ConfigMixin):
     def forward(self, tokens: torch.LongTensor, frames: torch.LongTensor | None = None) -> torch.Tensor:
         """tokens (B, T', g, g) -> video (B, 3, T, sH, sW), unclamped. `frames` (B, K) draws only
         those frames of each clip (B, 3, K, sH, sW): training needs a few per clip, not all."""
-        feats = self.features(tokens)
-        if frames is not None:
-            feats = feats[torch.arange(len(feats), device=feats.device)[:, None], frames]
+        feats = self.features(tokens, frames)
         b, t = feats.shape[:2]
         video = self.draw(feats.flatten(0, 1))
         return video.reshape(b, t, *video.shape[1:]).transpose(1, 2)
@@ -151,7 +154,7 @@ class TokenUpsampler(ModelMixin, ConfigMixin):
 
     def _unpatchify(self, x: torch.Tensor) -> torch.Tensor:
         """Token features (b, T', g*g, width) -> per-pixel features (b * T, hc, H, W); as C-ViViT's."""
-        b, t, n, _ = x.shape
+        b, t = x.shape[:2]
         p, tp, g = self.config.patch_size, self.config.temporal_patch_size, self.grid
         image_frames = t if tp == 1 else 1
         images = self.unembed_image(x[:, :image_frames]).reshape(b, image_frames, g, g, -1, p, p)

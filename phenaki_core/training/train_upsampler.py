@@ -29,7 +29,10 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--still-fraction", type=float, default=0.5, help="images also seen as still clips")
     p.add_argument("--frames-per-clip", type=_positive, default=3, help="frames of each clip drawn at full size a step")
     p.add_argument("--object-weight", type=float, default=8.0)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=5e-4, help="learning rate of the new upsampling network")
+    # At the full rate the trunk, already a trained decoder, drifted: the loss rose for 80 steps.
+    p.add_argument("--trunk-lr-scale", type=float, default=0.1,
+                   help="the trunk's learning rate (the tokenizer's decoder it starts from) as a share of --lr")
     p.add_argument("--lr-decay", action="store_true", help="cosine-decay the learning rate over this run's budget")
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--checkpoint-minutes", type=float, default=3)
@@ -130,7 +133,6 @@ def main(args):
     from ..models import CViViT
     from ..models.upsampler import TokenUpsampler
     from ..pipelines.default import DEFAULT_MODEL
-    from . import losses
     from .batches import on_device
     from .common import EMA, Budget, Checkpointer, learning_rate
 
@@ -140,7 +142,10 @@ def main(args):
     torch.manual_seed(args.seed + acc.process_index)
     tokenizer = CViViT.from_pretrained(args.tokenizer or str(DEFAULT_MODEL / "vqvae")).eval().requires_grad_(False)
     model = TokenUpsampler.from_tokenizer(tokenizer, scale=args.scale, channels=args.channels, blocks=args.blocks)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    head = [p for n, p in model.named_parameters() if n.startswith("up.")]
+    trunk = [p for n, p in model.named_parameters() if not n.startswith("up.")]
+    opt = torch.optim.AdamW([{"params": head, "scale": 1.0}, {"params": trunk, "scale": args.trunk_lr_scale}],
+                            lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     ema = EMA(model)
     ckpt, step = Checkpointer(args.out, 60 * args.checkpoint_minutes), 0
     if args.resume and (state := ckpt.load()) is not None:
@@ -169,17 +174,21 @@ def main(args):
             tokens_v = tokenizer.tokenize(on_device(v_small, acc.device))
             tokens_i = tokenizer.tokenize(on_device(i_small, acc.device)) if len(i_small) else None
         pick = torch.rand(len(v_small), frames).argsort(1)[:, : args.frames_per_clip].sort(1).values
-        target_v = on_device(v_large[torch.arange(len(v_large))[:, None], :, pick].permute(0, 2, 1, 3, 4), acc.device)
+        chosen = lambda v, pick=pick: on_device(v[torch.arange(len(v))[:, None], :, pick].permute(0, 2, 1, 3, 4),
+                                                acc.device)
         with acc.autocast():
-            rec = losses.reconstruction_loss(model(tokens_v, pick.to(acc.device)), target_v, args.object_weight)
+            rec_v = object_weighted_l2(model(tokens_v, pick.to(acc.device)), chosen(v_large), chosen(v_small),
+                                       args.object_weight)
+            rec = rec_v
             if tokens_i is not None:
-                rec_i = losses.reconstruction_loss(model(tokens_i), on_device(i_large, acc.device), args.object_weight)
-                rec = (rec * len(v_small) + rec_i * len(i_small)) / (len(v_small) + len(i_small))
+                rec_i = object_weighted_l2(model(tokens_i), on_device(i_large, acc.device), on_device(i_small, acc.device),
+                                           args.object_weight)
+                rec = (rec_v * len(v_small) + rec_i * len(i_small)) / (len(v_small) + len(i_small))
         opt.zero_grad(set_to_none=True)
         acc.backward(rec)
         acc.clip_grad_norm_(model.parameters(), 1.0)
         for group in opt.param_groups:
-            group["lr"] = learning_rate(args.lr, step, budget, 100, args.lr_decay)
+            group["lr"] = group["scale"] * learning_rate(args.lr, step, budget, 100, args.lr_decay)
         opt.step()
         ema.update(acc.unwrap_model(model), step)
         step += 1
@@ -197,6 +206,23 @@ def main(args):
     if acc.is_main_process:
         save(acc, ckpt, model, opt, ema, step)
     bar.close()
+
+
+def object_weighted_l2(recon, target, small_target, object_weight: float):
+    """losses.reconstruction_loss's L2 with the object and a ring around it weighted up, the
+    region found on the small render and spread over the large one: the same region (its ring
+    scaled), at a sixteenth of the cost of finding it at 256."""
+    import torch.nn.functional as F
+
+    from .losses import object_region
+
+    err = (recon.float() - target.float()) ** 2
+    scale = target.shape[-1] // small_target.shape[-1]
+    region = object_region(small_target)  # (B, 1, T, h, w)
+    region = F.interpolate(region.flatten(1, 2), scale_factor=scale, mode="nearest").reshape(
+        *region.shape[:3], *target.shape[-2:])
+    weights = 1.0 + (object_weight - 1.0) * region
+    return (err * weights).sum() / (weights.sum() * err.shape[1])
 
 
 def fixed_probe(size: int, scale: int, n: int = 6, seed: int = 4321):
