@@ -28,7 +28,12 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from phenaki_core.data import shapes_world as sw
-from phenaki_core.eval.checker import ATTRIBUTES, check_clip, check_continuity, summarize
+from phenaki_core.eval.checker import (
+    ATTRIBUTES,
+    check_clip,
+    check_continuity,
+    summarize,
+)
 from phenaki_core.eval.evaluate import CONTEXT_FRAMES, StoryPlanner, clip_prompts
 from phenaki_core.eval.tokenizer_eval import psnr, to_float, to_uint8
 from phenaki_core.models.upsampler import TokenUpsampler
