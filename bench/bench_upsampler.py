@@ -36,7 +36,7 @@ from phenaki_core.eval.checker import (
 )
 from phenaki_core.eval.evaluate import CONTEXT_FRAMES, StoryPlanner, clip_prompts
 from phenaki_core.eval.tokenizer_eval import psnr, to_float, to_uint8
-from phenaki_core.models.upsampler import TokenUpsampler
+from phenaki_core.models.upsampler import TokenUpsampler, redraw_segment
 from phenaki_core.pipelines import Segment, Story, load_pipeline
 from phenaki_core.pipelines.default import DEFAULT_MODEL
 from phenaki_core.pipelines.story import render_segment
@@ -119,15 +119,13 @@ def sampled(pipe, up, n: int, n_stories: int, seed: int, steps: int) -> tuple[di
 
 
 def story_frames_at(up, vqvae, rendered, had_context: bool) -> np.ndarray:
-    """A rendered segment's frames, drawn again from its tokens by the upsampler: each clip's
-    frames after the context it continued (none for a first clip that continued nothing)."""
+    """A rendered segment's frames drawn again at 256 from its tokens. Every clip render_segment
+    makes continues the last CONTEXT_FRAMES frames (trimmed to 1 + k * tubelet), except a first
+    clip that continues nothing."""
     tp = vqvae.config.temporal_patch_size
-    skip = 1 + (CONTEXT_FRAMES - 1) // tp * tp  # the context tail a clip is given (render_segment)
-    frames = []
-    for i, tokens in enumerate(rendered.tokens):
-        clip = to_uint8(up.detokenize(tokens[None].to(up.device)))[0]
-        frames.append(clip if i == 0 and not had_context else clip[skip:])
-    return np.concatenate(frames)[: rendered.segment.frames]
+    tail = 1 + (CONTEXT_FRAMES - 1) // tp * tp
+    skips = [0 if i == 0 and not had_context else tail for i in range(len(rendered.tokens))]
+    return redraw_segment(vqvae, rendered.tokens, skips, rendered.segment.frames, up.output_size, up)
 
 
 def stories(pipe, up, n_stories: int, seed: int, steps: int) -> tuple[dict, tuple]:

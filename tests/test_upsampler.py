@@ -218,3 +218,23 @@ def test_a_pipeline_loads_it_as_an_optional_component_and_falls_back_without(tin
     assert torch.equal(fallback, upscale_video(tiny_pipe.vqvae.detokenize(tokens), 64))
     # Today's PhenakiPipeline still loads a folder with the component (it ignores it).
     assert not hasattr(PhenakiPipeline.from_pretrained(tmp_path / "with"), "upsampler")
+
+
+def test_a_story_segment_redraws_from_its_tokens(tiny_pipe):
+    """Each clip's tokens, minus the context it continued, give the segment's frames again:
+    at the tokenizer's size exactly those the story engine rendered."""
+    from phenaki_core.models.upsampler import redraw_segment
+    from phenaki_core.pipelines import Segment, Story
+    from phenaki_core.pipelines.story import render_segment
+
+    story = Story([Segment("a red circle moves right", 6, 1, "continue"), Segment("a red circle moves up", 14, 2, "continue")],
+                  num_inference_steps=2, context_frames=5)
+    first = render_segment(tiny_pipe, story, 0, None)
+    second = render_segment(tiny_pipe, story, 1, first.frames)
+    assert len(second.tokens) == 3  # 6 + 6 + 6 new frames for 14
+    assert np.array_equal(redraw_segment(tiny_pipe.vqvae, first.tokens, [0], 6, 32), first.frames)
+    assert np.array_equal(redraw_segment(tiny_pipe.vqvae, second.tokens, [5, 5, 5], 14, 32), second.frames)
+    large = redraw_segment(tiny_pipe.vqvae, second.tokens, [5, 5, 5], 14, 64)
+    assert large.shape == (14, 64, 64, 3) and large.dtype == np.uint8
+    with pytest.raises(ValueError, match="context lengths"):
+        redraw_segment(tiny_pipe.vqvae, second.tokens, [5], 14, 64)

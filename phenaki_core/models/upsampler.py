@@ -18,6 +18,7 @@ Causality: the temporal transformer is causal, and everything after it works on 
 at a time, so a frame depends only on the tokens of its time step and before, as in the
 shipped decoder: a prefix draws the same alone or inside a longer clip.
 """
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -192,3 +193,27 @@ def decode_tokens(vqvae, tokens: torch.LongTensor, size: int | None = None, upsa
     if upsampler is not None and upsampler.output_size == size and upsampler.matches(vqvae):
         return upsampler.detokenize(tokens.to(upsampler.device))
     return upscale_video(vqvae.detokenize(tokens), size, mode)
+
+
+def to_frames(video: torch.Tensor) -> np.ndarray:
+    """(B, 3, T, H, W) in [-1, 1] -> uint8 (B, T, H, W, 3), as the pipeline hands frames out."""
+    return ((video.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
+
+
+def redraw_segment(vqvae, clip_tokens: list, context_lengths: list[int], num_frames: int, size: int,
+                   upsampler: "TokenUpsampler | None" = None, mode: str = "bicubic") -> np.ndarray:
+    """A rendered story segment's frames drawn again at `size` from its tokens: each clip's
+    frames after the `context_lengths[i]` context frames it continued, in order, the first
+    `num_frames` of them; uint8 (num_frames, size, size, 3). The story engine keeps each
+    clip's token grid; with how many context frames each clip began, an export at 256 needs
+    no resampling at 64 at all."""
+    if len(clip_tokens) != len(context_lengths):
+        raise ValueError(f"{len(clip_tokens)} clips but {len(context_lengths)} context lengths")
+    frames = []
+    for tokens, skip in zip(clip_tokens, context_lengths):
+        tokens = tokens if tokens.dim() == 4 else tokens[None]
+        frames.append(to_frames(decode_tokens(vqvae, tokens.to(vqvae.device), size, upsampler, mode))[0, skip:])
+    frames = np.concatenate(frames)
+    if len(frames) < num_frames:
+        raise ValueError(f"the clips hold {len(frames)} new frames, fewer than the segment's {num_frames}")
+    return frames[:num_frames]
