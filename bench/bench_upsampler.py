@@ -1,6 +1,6 @@
 """The token upsampler against plain upscaling of the 64-pixel decode: quality and cost, one run.
 
-    python bench/bench_upsampler.py [--upsampler FOLDER] [--n 48] [--stories 6] [--out docs/upsampler-bench.md]
+    python bench/bench_upsampler.py [--upsampler FOLDER] [--n 48] [--stories 6] [--out docs/bench_upsampler.md]
 
 1. Reconstructions of ground-truth Shapes World clips (seen and held-out compositions) and
    outlined images, tokenized at 64 by the shipped tokenizer: PSNR at 256 against the exact
@@ -268,7 +268,7 @@ def main():
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(ROOT / "docs" / "upsampler-bench.md"))
+    p.add_argument("--out", default=str(ROOT / "docs" / "bench_upsampler.md"))
     p.add_argument("--figures", default=str(ROOT / "docs" / "figures"))
     p.add_argument("--skip-cost", action="store_true")
     args = p.parse_args()
