@@ -67,3 +67,40 @@ def test_a_run_stopped_and_resumed_is_bit_identical_to_one_straight_through(tmp_
     assert log_rows(tmp_path / "stopped") == log_rows(tmp_path / "straight")
     assert [r["step"] for r in log_rows(tmp_path / "straight")] == [0, 1, 2, 3]
     assert file_hashes(tmp_path / "stopped" / exported) == file_hashes(tmp_path / "straight" / exported) != {}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_two(module, *args):
+    """`accelerate launch --multi_gpu --num_processes 2`: torchrun's launcher, two CPU processes over gloo
+    (accelerate's `--cpu` launcher starts one process unless MPI is set up)."""
+    cmd = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
+           "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()), "-m", module, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
+
+
+def test_two_processes_train_one_model_and_export_it_once(tmp_path):
+    from phenaki_core import PhenakiPipeline
+
+    tok = launch_two("phenaki_core.training.train_tokenizer", *TOKENIZER_RUN[1:], "--adv-start", "1",
+                     "--grad-accum", "2", "--steps", "2", "--out", str(tmp_path / "tok"))
+    assert tok.returncode == 0, tok.stderr[-3000:]
+    replicas = json.loads((tmp_path / "tok" / "replicas.json").read_text())
+    assert replicas["processes"] == 2 and replicas["identical"], replicas
+    assert {p.name for p in (tmp_path / "tok" / "state").glob("random_states_*")} == {"random_states_0.pkl",
+                                                                                      "random_states_1.pkl"}
+    tr = launch_two("phenaki_core.training.train_transformer", *transformer_run(tmp_path / "tok" / "cvivit")[1:],
+                    "--steps", "2", "--out", str(tmp_path / "tr"))
+    assert tr.returncode == 0, tr.stderr[-3000:]
+    replicas = json.loads((tmp_path / "tr" / "replicas.json").read_text())
+    assert replicas["processes"] == 2 and replicas["identical"], replicas
+    pipe = PhenakiPipeline.from_pretrained(tmp_path / "tr" / "pipeline")
+    pipe.set_progress_bar_config(disable=True)
+    video = pipe("a red circle moves left", num_inference_steps=1, seed=0).frames
+    assert video.shape[-3:] == (32, 32, 3)

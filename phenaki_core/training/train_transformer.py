@@ -144,7 +144,7 @@ def token_batches(args, tokenizer, acc, start: int):
         from .token_shards import shard_batches
 
         yield from shard_batches(args.tokens, tokenizer, args.batch_videos, args.batch_images, args.frames,
-                                 seed, acc.process_index, acc.num_processes, start)
+                                 args.seed, acc.process_index, acc.num_processes, start, args.still_fraction)
         return
     for b in training_batches(args, tokenizer, seed, start):
         b = b.with_stills(args.still_fraction)
