@@ -156,6 +156,18 @@ def test_token_shards_hold_the_tokens_the_tokenizer_gives(tiny_tokenizer, tiny_s
         assert np.array_equal(samples[4 + i]["tokens.npy"], images[i].numpy())
         assert np.array_equal(samples[4 + i]["still.npy"], stills[i].numpy())
 
+    # Trained on, with the losses also going to TensorBoard through accelerate's tracker.
+    tb = cli(*transformer_run(tiny_tokenizer), "--tokens", str(tiny_shards), "--out", str(tmp_path / "tb"),
+             "--steps", "2", "--report-to", "tensorboard")
+    assert tb.returncode == 0, tb.stderr[-3000:]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next((tmp_path / "tb" / "tracker").rglob("events.*"))))
+    events.Reload()
+    rows = log_rows(tmp_path / "tb")
+    assert [e.step for e in events.Scalars("loss")] == [r["step"] for r in rows] == [0, 1]
+    assert [e.value for e in events.Scalars("loss")] == pytest.approx([r["loss"] for r in rows])
+
     # Tokens are never paired with another tokenizer than theirs.
     torch.manual_seed(1)
     CViViT(image_size=32, **TINY_TOKENIZER).save_pretrained(tmp_path / "other")
