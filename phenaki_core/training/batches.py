@@ -38,6 +38,17 @@ class Batch:
                      torch.cat([self.context_frames, torch.zeros(n, dtype=self.context_frames.dtype)]))
 
 
+@dataclass
+class TokenBatch:
+    """A batch as the transformer trains on it: videos' tokens (B, T', g, g), images' first-frame
+    tokens (B, 1, g, g), their captions, and each video's frames before its caption applies."""
+    videos: torch.Tensor
+    video_captions: list[str]
+    images: torch.Tensor
+    image_captions: list[str]
+    context_frames: torch.Tensor
+
+
 def on_device(frames: torch.Tensor, device) -> torch.Tensor:
     """A batch's videos or images on `device` as float in [-1, 1]; uint8 converts there."""
     frames = frames.to(device, non_blocking=True)

@@ -78,7 +78,7 @@ def shard_batches(folder, tokenizer, n_videos: int, n_images: int, frames: int, 
     import torch
 
     from .run import weights_digest
-    from .train_transformer import TokenBatch
+    from .batches import TokenBatch
 
     folder = Path(folder)
     index = read_index(folder)

@@ -64,6 +64,8 @@ def main(args):
     from .common import Budget, TextCache, ema_copy, lr_schedule, make_ema, warm_start
     from .run import Run, make_accelerator
 
+    if args.tokens and (args.videos or args.images):
+        raise SystemExit("--tokens are the training data: give them without --videos or --images")
     acc = make_accelerator(args)
     torch.manual_seed(args.seed + acc.process_index)
     tokenizer = CViViT.from_pretrained(args.tokenizer).eval().requires_grad_(False).to(acc.device)
@@ -137,7 +139,7 @@ def token_batches(args, tokenizer, acc, start: int):
     a folder encoded here, a batch at a time, by the frozen tokenizer."""
     import torch
 
-    from .batches import on_device
+    from .batches import TokenBatch, on_device
 
     seed = (args.seed, acc.process_index)
     if args.tokens:
@@ -154,16 +156,7 @@ def token_batches(args, tokenizer, acc, start: int):
         yield TokenBatch(videos, b.video_captions, images, b.image_captions, b.context_frames)
 
 
-class TokenBatch:
-    """A batch as the transformer trains on it: videos' tokens (B, T', g, g), images' first-frame
-    tokens (B, 1, g, g), their captions, and each video's frames before its caption applies."""
-
-    def __init__(self, videos, video_captions, images, image_captions, context_frames):
-        self.videos, self.video_captions, self.images, self.image_captions = videos, video_captions, images, image_captions
-        self.context_frames = context_frames
-
-
-def transformer_step(args, acc, model, opt, schedule, b: TokenBatch, text, tokenizer) -> dict:
+def transformer_step(args, acc, model, opt, schedule, b, text, tokenizer) -> dict:
     """One batch: masked-token loss, backward, and (on the last batch of an accumulation) the
     optimizer step. Its randomness (masks, continuation, text dropout) comes from torch's global
     generator, which accelerate checkpoints."""
