@@ -21,7 +21,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH"
 
 def cli(*args, timeout=600):
     return subprocess.run([sys.executable, "-m", "phenaki_core.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=ENV)
+                          timeout=timeout, env=ENV, check=False)
 
 
 def file_hashes(folder: Path) -> dict:
@@ -53,7 +53,7 @@ def transformer_run(tokenizer):
 
 def tokenize(tokenizer, out, *args):
     return subprocess.run([sys.executable, "-m", "phenaki_core.training.tokenize", "--tokenizer", str(tokenizer),
-                           "--out", str(out), *args], capture_output=True, text=True, timeout=600, env=ENV)
+                           "--out", str(out), *args], capture_output=True, text=True, timeout=600, env=ENV, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def launch_two(module, *args):
     (accelerate's `--cpu` launcher starts one process unless MPI is set up)."""
     cmd = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
            "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()), "-m", module, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV, check=False)
 
 
 def test_two_processes_train_one_model_and_export_it_once(tmp_path):

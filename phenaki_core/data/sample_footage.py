@@ -48,8 +48,9 @@ def _frames(path: Path, short_side: int, seconds: float | None):
 
 
 def _write(path: Path, frames, rate: float):
-    import av
     from fractions import Fraction
+
+    import av
 
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     with av.open(str(path), "w") as container:

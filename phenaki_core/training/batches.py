@@ -7,8 +7,8 @@ clips: the frames before the change), so continuation is trained as it is used.
 """
 import itertools
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch

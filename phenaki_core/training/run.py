@@ -127,7 +127,7 @@ class Run:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        rows = [json.loads(line) for line in open(self.dir / "log.jsonl")]
+        rows = [json.loads(line) for line in (self.dir / "log.jsonl").read_text().splitlines()]
         keys = [k for k in keys if any(k in r for r in rows)]  # no empty panels (no adversarial loss yet, say)
         if not keys:
             return

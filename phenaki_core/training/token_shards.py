@@ -44,8 +44,7 @@ def read_index(folder) -> dict:
 def _samples(urls: list[str]):
     import webdataset as wds
 
-    for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode():
-        yield sample
+    yield from wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode()
 
 
 def _stream(folder: Path, shards: list[str], kind: str, seed: int, process: int, processes: int):
@@ -77,8 +76,8 @@ def shard_batches(folder, tokenizer, n_videos: int, n_images: int, frames: int, 
     are read and dropped: tokens are small, and so the position needs nothing but the step)."""
     import torch
 
-    from .run import weights_digest
     from .batches import TokenBatch
+    from .run import weights_digest
 
     folder = Path(folder)
     index = read_index(folder)

@@ -141,7 +141,7 @@ def tokenizer_step(args, acc, model, disc, opt, d_opt, schedule, b, step, percep
         tokens_v, tokens_i = (prior.redraw(acc.unwrap_model(model), x, captions)
                               for x, captions in ((clips, b.video_captions), (images, b.image_captions)))
     with acc.autocast():
-        recon_v, tokens, motion = model(clips, tokens_v)
+        recon_v, _, motion = model(clips, tokens_v)
         recon_i = model(images, tokens_i)[0] if len(images) else None
         rec = losses.reconstruction_loss(recon_v, clips, args.object_weight)
         if recon_i is not None:

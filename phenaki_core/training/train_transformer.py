@@ -60,7 +60,11 @@ def main(args):
 
     from ..models import CViViT, MaskGitTransformer
     from ..text import TextEncoder
-    from .code_transfer import code_cooccurrence, transfer_codes, transfer_time_positions
+    from .code_transfer import (
+        code_cooccurrence,
+        transfer_codes,
+        transfer_time_positions,
+    )
     from .common import Budget, TextCache, ema_copy, lr_schedule, make_ema, warm_start
     from .run import Run, make_accelerator
 
