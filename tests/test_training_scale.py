@@ -207,3 +207,29 @@ def test_real_footage_end_to_end_with_the_documented_commands(tmp_path):
     assert np.load(tmp_path / "clip.npy").shape[1:] == (32, 32, 3)
     value, n = heldout_psnr(CViViT.from_pretrained(tokenizer), heldout)
     assert n == 3 and np.isfinite(value) and value > 0
+
+
+def test_a_batch_depends_on_its_step_alone_whatever_the_workers(tmp_path):
+    """What makes resume exact: batch i is the same from a stream started at 0 or at i, rendered here
+    or by workers; and a folder's epochs each visit every item once."""
+    from test_folders import write_video
+
+    from phenaki_core.training.batches import folder_batches, shapes_world_batches
+
+    here = shapes_world_batches((5, 1), 2, 1, 32, 11)
+    first = [next(here) for _ in range(4)]
+    resumed = shapes_world_batches((5, 1), 2, 1, 32, 11, workers=2, start=2)
+    for expected in first[2:]:
+        got = next(resumed)
+        assert torch.equal(got.videos, expected.videos) and got.video_captions == expected.video_captions
+    assert not torch.equal(first[0].videos, next(shapes_world_batches((5, 2), 2, 1, 32, 11)).videos)  # per process
+
+    write_video(tmp_path / "a.mp4", 24, 46, 40, 40)
+    write_video(tmp_path / "b.mp4", 12, 30, 40, 40)
+    (tmp_path / "captions.csv").write_text("file,caption\na.mp4,a\nb.mp4,b\n")
+    stream = folder_batches(str(tmp_path), None, 3, 0, 32, 11, 8, seed=(0, 0), workers=0)
+    batches = [next(stream) for _ in range(4)]
+    captions = sum((b.video_captions for b in batches), [])
+    assert all(sorted(captions[i:i + 2]) == ["a", "b"] for i in range(0, 12, 2))  # every epoch sees both
+    resumed = folder_batches(str(tmp_path), None, 3, 0, 32, 11, 8, seed=(0, 0), workers=1, start=3)
+    assert torch.equal(next(resumed).videos, batches[3].videos)
