@@ -44,7 +44,9 @@ def read_index(folder) -> dict:
 def _samples(urls: list[str]):
     import webdataset as wds
 
-    yield from wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode()
+    # The shards are split between processes here (_stream), not by webdataset's splitters.
+    yield from wds.WebDataset(urls, shardshuffle=False, empty_check=False, nodesplitter=None,
+                              workersplitter=None).decode()
 
 
 def _stream(folder: Path, shards: list[str], kind: str, seed: int, process: int, processes: int):
