@@ -30,7 +30,7 @@ STORY_FRACTION=${STORY_FRACTION:-0.35}; CONTINUATION_FRACTION=${CONTINUATION_FRA
 # transformer) to change the encoder.
 if [ "$TOKENIZER_MINUTES" != 0 ]; then
   TOK_INIT=()
-  if [ ! -f "$RUNS/tok/state.pt" ] && [ -d "$MODEL/vqvae" ]; then TOK_INIT=(--init "$MODEL/vqvae"); fi
+  if [ ! -d "$RUNS/tok/state" ] && [ -d "$MODEL/vqvae" ]; then TOK_INIT=(--init "$MODEL/vqvae"); fi
   phenaki train-tokenizer --out "$RUNS/tok" --resume "${TOK_INIT[@]}" --decoder-only \
     --minutes "$TOKENIZER_MINUTES" --lr 5e-4 --lr-decay --eval-every 400 --adv-start 1000000 --batch-images 12
 fi
@@ -43,7 +43,7 @@ if [ -n "${TOKENIZER:-}" ]; then
 elif [ -d "$RUNS/tok/cvivit" ]; then TOKENIZER="$RUNS/tok/cvivit"
 else TOKENIZER="$MODEL/vqvae"; fi
 INIT=()
-if [ ! -f "$RUNS/mg/state.pt" ] && [ -d "$MODEL/transformer" ]; then
+if [ ! -d "$RUNS/mg/state" ] && [ -d "$MODEL/transformer" ]; then
   INIT=(--init "$MODEL/transformer")
   if [ "$TOKENIZER" != "$MODEL/vqvae" ]; then INIT+=(--init-tokenizer "$MODEL/vqvae"); fi
 fi

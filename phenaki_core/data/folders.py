@@ -136,10 +136,14 @@ class VideoFolderDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict:
+        return self.clip(index, float(torch.rand(())))
+
+    def clip(self, index: int, where: float) -> dict:
+        """The clip starting `where` (0 to 1) of the way into the video's slack: the trainers
+        pick it from a generator seeded by the step, so a resumed run reads the same clips."""
         path, text = self.items[index]
         slack = max(0.0, self.durations[index] - (self.num_frames - 1) / self.fps)
-        start = float(torch.rand(())) * slack
-        frames = read_clip(path, self.num_frames, self.fps, self.size, start)
+        frames = read_clip(path, self.num_frames, self.fps, self.size, where * slack)
         return {"video": frames_to_tensor(frames), "caption": text, "is_image": False}
 
 

@@ -9,17 +9,7 @@ import argparse
 import json
 import time
 
-import torch
-from accelerate import Accelerator
-from tqdm import tqdm
-
-from ..eval.tokenizer_eval import tokenizer_report
-from ..models import CViViT, Discriminator
-from ..pipelines import PhenakiPipeline
-from . import losses
-from .batches import folder_batches, on_device, shapes_world_batches
-from .common import EMA, Budget, Checkpointer, TextCache, add_run_arguments, learning_rate, warm_start
-from .prior_tokens import redraw_tokens
+from .arguments import add_run_arguments, run_as_script
 
 
 def add_arguments(p: argparse.ArgumentParser):
@@ -51,7 +41,9 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="cost of the share of the object the head draws itself rather than moves from the first frame")
 
 
-def build_model(args) -> CViViT:
+def build_model(args):
+    from ..models import CViViT
+
     # An --init folder's architecture is the starting point, so continuing a tokenizer keeps
     # what it has (its motion head, say) unless --config changes it.
     start = {k: v for k, v in CViViT.load_config(args.init).items() if not k.startswith("_")} if args.init else {}
@@ -60,7 +52,17 @@ def build_model(args) -> CViViT:
 
 
 def main(args):
-    acc = Accelerator(mixed_precision=args.mixed_precision)
+    import torch
+    from tqdm import tqdm
+
+    from ..eval.tokenizer_eval import tokenizer_report
+    from ..models import CViViT, Discriminator
+    from . import losses
+    from .batches import folder_batches, on_device, shapes_world_batches
+    from .common import Budget, ema_copy, lr_schedule, make_ema, warm_start
+    from .run import Run, make_accelerator
+
+    acc = make_accelerator(args)
     torch.manual_seed(args.seed + acc.process_index)
     model, disc = build_model(args), Discriminator()
     if args.init:  # e.g. the shipped model's vqvae: training that spans sessions and machines
@@ -74,105 +76,132 @@ def main(args):
         model.enc_spatial_pos.requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     d_opt = torch.optim.AdamW(disc.parameters(), lr=args.lr / 2, betas=(0.5, 0.99))
-    ema = EMA(model)
-    ckpt, step = Checkpointer(args.out, 60 * args.checkpoint_minutes), 0
-    if args.resume and (state := ckpt.load()) is not None:
-        model.load_state_dict(state["model"]); disc.load_state_dict(state["disc"])
-        opt.load_state_dict(state["opt"]); d_opt.load_state_dict(state["d_opt"])
-        ema.model.load_state_dict(state["ema"]); step = state["step"]
-        acc.print(f"resumed at step {step}")
+    budget = Budget(args.steps, args.minutes)
+    schedule = lr_schedule(opt, budget, 200, args.lr_decay)
     perceptual = torch.jit.load(args.perceptual).eval().requires_grad_(False) if args.perceptual else None
     prior = load_prior(args, model, acc) if args.prior else None
-    model, disc, opt, d_opt = acc.prepare(model, disc, opt, d_opt)
-    ema.model.to(acc.device)  # the copy was made before prepare moved the model
+    model, disc, opt, d_opt, schedule = acc.prepare(model, disc, opt, d_opt, schedule)
+    ema = make_ema(acc.unwrap_model(model), decay=0.999)
+    run = Run(acc, args, "phenaki-tokenizer", ema)
+    step = run.resume() if args.resume else 0
 
-    seed = args.seed * 1000 + step + acc.process_index  # a resumed run sees new data
+    # Each process its own stream, each step its own batch: resumed, a run sees what it would have.
+    seed = (args.seed, acc.process_index)
+    start = step * args.grad_accum
     if args.videos:
         batches = folder_batches(args.videos, args.images, args.batch_videos, args.batch_images, args.size,
-                                 args.frames, args.fps, seed)
+                                 args.frames, args.fps, seed, workers=args.workers, start=start)
     else:
         batches = shapes_world_batches(seed, args.batch_videos, args.batch_images, args.size, args.frames,
-                                       workers=args.workers)
+                                       workers=args.workers, start=start)
 
-    budget = Budget(args.steps, args.minutes, start_step=step)
     bar = tqdm(total=args.steps, initial=step, disable=not acc.is_local_main_process, dynamic_ncols=True)
-    t0 = time.time()
-    while not budget.done(step):
-        b = next(batches).with_stills(args.still_fraction)
-        clips, images = on_device(b.videos, acc.device), on_device(b.images, acc.device)
-        tokens_v = tokens_i = None
-        if prior is not None:
-            tokens_v, tokens_i = (prior.redraw(acc.unwrap_model(model), x, captions)
-                                  for x, captions in ((clips, b.video_captions), (images, b.image_captions)))
-        with acc.autocast():
-            recon_v, tokens, motion = model(clips, tokens_v)
-            recon_i = model(images, tokens_i)[0] if len(images) else None
-            rec = losses.reconstruction_loss(recon_v, clips, args.object_weight)
-            if recon_i is not None:
-                rec_i = losses.reconstruction_loss(recon_i, images, args.object_weight)
-                rec = (rec * len(clips) + rec_i * len(images)) / (len(clips) + len(images))
-            loss = rec
-            if motion is not None:
-                motion_rec = losses.motion_loss(motion.moved, clips, args.object_weight)
-                drawn = losses.drawn_share(motion.weight, clips)
-                loss = loss + args.motion_weight * motion_rec + args.prefer_motion * drawn
-            adv_on = step >= args.adv_start
-            if adv_on:  # the discriminator judges two random frames a clip (most of the signal, a fraction
-                # of the cost) and every image: a look only images show is judged where it is drawn
-                judged = torch.randint(clips.shape[2], (2,), device=clips.device)
-                fakes = [recon_v[:, :, judged]] + ([recon_i] if recon_i is not None else [])
-                loss = loss + args.adv_weight * sum(losses.generator_adv_loss(disc(f)) for f in fakes) / len(fakes)
-            if perceptual is not None:
-                frames = lambda v: v.transpose(1, 2).flatten(0, 1)
-                loss = loss + args.perceptual_weight * (perceptual(frames(recon_v)) - perceptual(frames(clips))).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        acc.backward(loss)
-        acc.clip_grad_norm_(model.parameters(), 1.0)
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(args.lr, step, budget, 200, args.lr_decay)
-        opt.step()
-        record = {"step": step, "loss": loss.item(), "l2": rec.item()}
-        if motion is not None:
-            record.update(motion_l2=motion_rec.item(), drawn=drawn.item())
-        if adv_on:
-            with acc.autocast():
-                reals = [clips[:, :, judged]] + ([images] if recon_i is not None else [])
-                d_loss = sum(losses.hinge_d_loss(disc(r), disc(f.detach())) for r, f in zip(reals, fakes)) / len(fakes)
-            d_opt.zero_grad(set_to_none=True)
-            acc.backward(d_loss)
-            d_opt.step()
-            record["d_loss"] = d_loss.item()
-        ema.update(acc.unwrap_model(model), step)
-        step += 1
+    t0, first = time.time(), step
+    while not run.agree(budget.done(step)):
+        sums = {}
+        for _ in range(args.grad_accum):
+            with acc.accumulate(model, disc):
+                record, n_items = tokenizer_step(args, acc, model, disc, opt, d_opt, schedule, next(batches), step,
+                                                 perceptual, prior, losses, on_device)
+            for k, v in record.items():
+                sums[k] = sums.get(k, 0.0) + v / args.grad_accum
+        ema.step(acc.unwrap_model(model).parameters())
+        record = {"step": step, **sums}
+        step = run.position.step = step + 1
         bar.update(1)
-        bar.set_postfix(rec=f"{rec.item():.4f}", items_s=f"{(len(clips) + len(images)) * (step - budget.start_step) / max(time.time() - t0, 1e-6):.0f}")
+        bar.set_postfix(rec=f"{record['l2']:.4f}",
+                        items_s=f"{n_items * args.grad_accum * (step - first) / max(time.time() - t0, 1e-6):.0f}")
 
         if step % args.eval_every == 0 and acc.is_main_process:
-            report = tokenizer_report(ema.model, n_videos=48, n_images=16)
+            report = tokenizer_report(ema_copy(ema, acc.unwrap_model(model)), n_videos=48, n_images=16)
             record.update(seen=report["seen"]["adherence"], seen_shape=report["seen"]["shape"],
                           outlined=report["outlined_images"]["adherence"],
                           outlined_videos=report["outlined_videos"]["adherence"], psnr=report["seen_psnr"])
             acc.print(f"step {step}: reconstructions pass {record['seen']:.0%} seen "
                       f"(shape {record['seen_shape']:.0%}), outlined images {record['outlined']:.0%}, "
                       f"outlined videos {record['outlined_videos']:.0%}, PSNR {record['psnr']:.1f}")
-        if acc.is_main_process:
-            ckpt.log({**record, "time": time.time() - t0})
-        if acc.is_main_process and (ckpt.due() or budget.done(step)):
-            save(acc, ckpt, model, disc, opt, d_opt, ema, step)
-    if acc.is_main_process:
-        save(acc, ckpt, model, disc, opt, d_opt, ema, step)
+        run.log({**record, "time": time.time() - t0})
+        if run.save_due():
+            save(run, model, ema)
+    save(run, model, ema)
+    run.check_replicas(model)
+    run.end()
     bar.close()
+
+
+def tokenizer_step(args, acc, model, disc, opt, d_opt, schedule, b, step, perceptual, prior, losses, on_device):
+    """One batch: the tokenizer's losses, its backward and (on the last batch of an
+    accumulation) its optimizer step; then the discriminator's, once the adversarial loss is on."""
+    import torch
+
+    b = b.with_stills(args.still_fraction)
+    clips, images = on_device(b.videos, acc.device), on_device(b.images, acc.device)
+    tokens_v = tokens_i = None
+    if prior is not None:
+        tokens_v, tokens_i = (prior.redraw(acc.unwrap_model(model), x, captions)
+                              for x, captions in ((clips, b.video_captions), (images, b.image_captions)))
+    with acc.autocast():
+        recon_v, _, motion = model(clips, tokens_v)
+        recon_i = model(images, tokens_i)[0] if len(images) else None
+        rec = losses.reconstruction_loss(recon_v, clips, args.object_weight)
+        if recon_i is not None:
+            rec_i = losses.reconstruction_loss(recon_i, images, args.object_weight)
+            rec = (rec * len(clips) + rec_i * len(images)) / (len(clips) + len(images))
+        loss = rec
+        if motion is not None:
+            motion_rec = losses.motion_loss(motion.moved, clips, args.object_weight)
+            drawn = losses.drawn_share(motion.weight, clips)
+            loss = loss + args.motion_weight * motion_rec + args.prefer_motion * drawn
+        adv_on = step >= args.adv_start
+        if adv_on:  # the discriminator judges two random frames a clip (most of the signal, a fraction
+            # of the cost) and every image: a look only images show is judged where it is drawn
+            judged = torch.randint(clips.shape[2], (2,), device=clips.device)
+            fakes = [recon_v[:, :, judged]] + ([recon_i] if recon_i is not None else [])
+            # The generator's loss reaches the tokenizer through a frozen discriminator (its own
+            # module, outside DDP): the discriminator's gradients are its own loss's alone, and
+            # add up over an accumulation without the generator's mixed in.
+            judge = acc.unwrap_model(disc).requires_grad_(False)
+            loss = loss + args.adv_weight * sum(losses.generator_adv_loss(judge(f)) for f in fakes) / len(fakes)
+            judge.requires_grad_(True)
+        if perceptual is not None:
+            frames = lambda v: v.transpose(1, 2).flatten(0, 1)
+            loss = loss + args.perceptual_weight * (perceptual(frames(recon_v)) - perceptual(frames(clips))).pow(2).mean()
+    acc.backward(loss)
+    if acc.sync_gradients:
+        acc.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()  # accelerate's optimizer steps only when the accumulation is complete
+    if acc.sync_gradients:
+        schedule.step()
+    opt.zero_grad(set_to_none=True)
+    record = {"loss": loss.item(), "l2": rec.item()}
+    if motion is not None:
+        record.update(motion_l2=motion_rec.item(), drawn=drawn.item())
+    if adv_on:
+        with acc.autocast():
+            reals = [clips[:, :, judged]] + ([images] if recon_i is not None else [])
+            d_loss = sum(losses.hinge_d_loss(disc(r), disc(f.detach())) for r, f in zip(reals, fakes)) / len(fakes)
+        acc.backward(d_loss)
+        d_opt.step()
+        d_opt.zero_grad(set_to_none=True)
+        record["d_loss"] = d_loss.item()
+    return record, len(clips) + len(images)
 
 
 class Prior:
     """A frozen transformer and its text encoder, redrawing tokens for the decoder to learn from."""
 
     def __init__(self, pipe, acc, rows: float, share: float):
+        from .common import TextCache
+
         self.transformer = pipe.transformer.eval().requires_grad_(False).to(acc.device)
         self.text, self.autocast = TextCache(pipe.text_encoder), acc.autocast
         self.rows, self.share = rows, share
 
     def redraw(self, tokenizer, frames, captions):
+        import torch
+
+        from .prior_tokens import redraw_tokens
+
         if len(frames) == 0:
             return None
         with torch.no_grad():  # in full precision: the very tokens the transformer trained on
@@ -184,6 +213,11 @@ class Prior:
 
 
 def load_prior(args, model, acc) -> Prior:
+    import torch
+
+    from ..pipelines import PhenakiPipeline
+    from .batches import on_device, shapes_world_batches
+
     if not args.decoder_only:
         raise SystemExit("--prior redraws this tokenizer's tokens, so its encoder must stay as it is: give --decoder-only")
     pipe = PhenakiPipeline.from_pretrained(args.prior)
@@ -196,8 +230,15 @@ def load_prior(args, model, acc) -> Prior:
     return Prior(pipe, acc, args.prior_rows, args.prior_share)
 
 
-def save(acc, ckpt, model, disc, opt, d_opt, ema, step):
-    ckpt.save({"model": acc.unwrap_model(model).state_dict(), "disc": acc.unwrap_model(disc).state_dict(),
-               "opt": opt.state_dict(), "d_opt": d_opt.state_dict(), "ema": ema.model.state_dict(), "step": step})
-    ema.model.save_pretrained(ckpt.dir / "cvivit")
-    ckpt.plot(["l2", "motion_l2", "drawn", "d_loss", "seen", "outlined", "outlined_videos", "psnr"])
+def save(run, model, ema):
+    """The checkpoint (every process) and, from the main process alone, the EMA weights that ship."""
+    run.save()
+    if run.acc.is_main_process:
+        from .common import ema_copy
+
+        ema_copy(ema, run.acc.unwrap_model(model)).save_pretrained(run.dir / "cvivit")
+        run.plot(["l2", "motion_l2", "drawn", "d_loss", "seen", "outlined", "outlined_videos", "psnr"])
+
+
+if __name__ == "__main__":
+    run_as_script(add_arguments, main, __doc__)

@@ -23,23 +23,15 @@ import argparse
 import json
 import time
 
-import torch
-from accelerate import Accelerator
-from tqdm import tqdm
-
-from ..models import CViViT, MaskGitTransformer
-from ..pipelines import PhenakiPipeline
-from ..schedulers import MaskGitScheduler
-from ..text import TextEncoder
-from . import losses
-from .batches import folder_batches, on_device, shapes_world_batches
-from .code_transfer import code_cooccurrence, transfer_codes, transfer_time_positions
-from .common import EMA, Budget, Checkpointer, TextCache, add_run_arguments, learning_rate, warm_start
+from .arguments import add_run_arguments, run_as_script
 
 
 def add_arguments(p: argparse.ArgumentParser):
     add_run_arguments(p, batch_videos=32, batch_images=8)  # --batch-images 0: video only (Table 2)
     p.add_argument("--tokenizer", required=True, help="folder of a trained CViViT (save_pretrained)")
+    p.add_argument("--tokens", default=None,
+                   help="train on token shards `phenaki tokenize` wrote with this --tokenizer (a folder of .tar "
+                        "shards) instead of encoding every batch")
     p.add_argument("--init", default=None,
                    help="start from this transformer folder's weights, wherever this config has the same shapes")
     p.add_argument("--init-tokenizer", default=None,
@@ -63,7 +55,22 @@ def add_arguments(p: argparse.ArgumentParser):
 
 
 def main(args):
-    acc = Accelerator(mixed_precision=args.mixed_precision)
+    import torch
+    from tqdm import tqdm
+
+    from ..models import CViViT, MaskGitTransformer
+    from ..text import TextEncoder
+    from .code_transfer import (
+        code_cooccurrence,
+        transfer_codes,
+        transfer_time_positions,
+    )
+    from .common import Budget, TextCache, ema_copy, lr_schedule, make_ema, warm_start
+    from .run import Run, make_accelerator
+
+    if args.tokens and (args.videos or args.images):
+        raise SystemExit("--tokens are the training data: give them without --videos or --images")
+    acc = make_accelerator(args)
     torch.manual_seed(args.seed + acc.process_index)
     tokenizer = CViViT.from_pretrained(args.tokenizer).eval().requires_grad_(False).to(acc.device)
     text_encoder = TextEncoder("t5", args.text_encoder) if args.text_encoder != "minilm" else TextEncoder()
@@ -92,111 +99,171 @@ def main(args):
     elif args.init_tokenizer:
         raise SystemExit("--init-tokenizer names the tokenizer of an --init transformer: give --init too")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
-    ema = EMA(model, decay=0.998)
-    ckpt, step = Checkpointer(args.out, 60 * args.checkpoint_minutes), 0
-    if args.resume and (state := ckpt.load()) is not None:
-        model.load_state_dict(state["model"]); opt.load_state_dict(state["opt"])
-        ema.model.load_state_dict(state["ema"]); step = state["step"]
-        acc.print(f"resumed at step {step}")
-    model, opt = acc.prepare(model, opt)
-    ema.model.to(acc.device)  # the copy was made before prepare moved the model
-    mask_id = config["codebook_size"]
-    tp = tokenizer.config.temporal_patch_size
-    k_latent = tokenizer.latent_frames(args.context_frames)
+    budget = Budget(args.steps, args.minutes)
+    schedule = lr_schedule(opt, budget, 300, args.lr_decay)
+    model, opt, schedule = acc.prepare(model, opt, schedule)
+    ema = make_ema(acc.unwrap_model(model), decay=0.998)
+    run = Run(acc, args, "phenaki-transformer", ema)
+    step = run.resume() if args.resume else 0
 
-    seed = args.seed * 1000 + step + acc.process_index
-    batches = training_batches(args, tokenizer, seed)
-    gen = torch.Generator().manual_seed(seed)
-    budget = Budget(args.steps, args.minutes, start_step=step)
+    # Each process its own stream, each step its own batch: resumed, a run sees what it would have.
+    batches = token_batches(args, tokenizer, acc, start=step * args.grad_accum)
     bar = tqdm(total=args.steps, initial=step, disable=not acc.is_local_main_process, dynamic_ncols=True)
     t0 = time.time()
-    while not budget.done(step):
-        b = next(batches).with_stills(args.still_fraction)
-        with torch.no_grad():
-            video_tokens = tokenizer.tokenize(on_device(b.videos, acc.device))
-            image_tokens = tokenizer.tokenize(on_device(b.images, acc.device)) if len(b.images) else video_tokens[:0, :1]
-        # An image is scored on its first frame alone, so the ones trained on their own need
-        # only that frame's tokens: what only images teach (outlines) then costs little.
-        n_i = len(image_tokens) - round(len(image_tokens) * args.single_frame_images)
-        single_tokens, image_tokens = image_tokens[n_i:], image_tokens[:n_i]
-        pad = torch.zeros(n_i, latent_frames - 1, *image_tokens.shape[2:], dtype=torch.long, device=acc.device)
-        tokens = torch.cat([video_tokens, torch.cat([image_tokens, pad], 1)])
-        n_v = len(video_tokens)
-        is_image = torch.arange(n_v + n_i, device=acc.device) >= n_v
-        # Frames before a story clip's change are context: whole latent frames before it.
-        prefix = torch.where(b.context_frames > 0, 1 + (b.context_frames - 1) // tp, 0)
-        plain_continuation = (b.context_frames == 0) & (torch.rand(n_v, generator=gen) < args.continuation_fraction)
-        prefix = torch.where(plain_continuation, k_latent, prefix)
-        prefix = torch.cat([prefix, torch.zeros(n_i, dtype=torch.long)]).to(acc.device)
-        inputs, masked = losses.prepare_masked_batch(tokens, is_image, mask_id, prefix, generator=None)
-        states, mask = text(b.video_captions + b.image_captions, acc.device)
-        drop = torch.rand(len(states), generator=gen).to(acc.device) < args.text_dropout
-        with acc.autocast():
-            logits = model(inputs, states[:n_v + n_i], mask[:n_v + n_i], drop[:n_v + n_i], logits_at=masked)
-            weight = torch.where(is_image, args.image_weight, 1.0)
-            loss = losses.masked_token_loss(logits, tokens, masked, args.object_weight, weight)
-            targets = tokens[masked]
-            if len(single_tokens):
-                single = torch.ones(len(single_tokens), dtype=torch.bool, device=acc.device)
-                single_inputs, single_masked = losses.prepare_masked_batch(single_tokens, single, mask_id)
-                single_logits = model(single_inputs, states[n_v + n_i:], mask[n_v + n_i:], drop[n_v + n_i:],
-                                      logits_at=single_masked)
-                single_weight = torch.full_like(single, args.image_weight, dtype=torch.float)
-                single_loss = losses.masked_token_loss(single_logits, single_tokens, single_masked,
-                                                       args.object_weight, single_weight)
-                counts = [losses.masked_token_weights(t, m, args.object_weight, w).sum()
-                          for t, m, w in ((tokens, masked, weight), (single_tokens, single_masked, single_weight))]
-                loss = (loss * counts[0] + single_loss * counts[1]) / (counts[0] + counts[1])
-                logits, targets = torch.cat([logits, single_logits]), torch.cat([targets, single_tokens[single_masked]])
-        opt.zero_grad(set_to_none=True)
-        acc.backward(loss)
-        acc.clip_grad_norm_(model.parameters(), 1.0)
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(args.lr, step, budget, 300, args.lr_decay)
-        opt.step()
-        ema.update(acc.unwrap_model(model), step)
-        with torch.no_grad():
-            right = logits.argmax(-1) == targets
-            acc_masked = right.float().mean().item()
-            on_object = losses.object_tokens(tokens)[masked]
-            if len(single_tokens):
-                on_object = torch.cat([on_object, losses.object_tokens(single_tokens)[single_masked]])
-            acc_object = right[on_object].float().mean().item() if on_object.any() else float("nan")
-        record = {"step": step, "loss": loss.item(), "token_acc": acc_masked, "object_acc": acc_object}
-        step += 1
+    while not run.agree(budget.done(step)):
+        sums = {}
+        for _ in range(args.grad_accum):
+            with acc.accumulate(model):
+                record = transformer_step(args, acc, model, opt, schedule, next(batches), text, tokenizer)
+            for k, v in record.items():
+                sums[k] = sums.get(k, 0.0) + v / args.grad_accum
+        ema.step(acc.unwrap_model(model).parameters())
+        record = {"step": step, **sums}
+        step = run.position.step = step + 1
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc_masked:.2f}", object_acc=f"{acc_object:.2f}")
+        bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['token_acc']:.2f}",
+                        object_acc=f"{record['object_acc']:.2f}")
         if step % args.eval_every == 0 and acc.is_main_process:
             from ..eval.evaluate import quick_adherence
 
-            pipe = assemble(text_encoder, tokenizer, ema.model)
+            pipe = assemble(text_encoder, tokenizer, ema_copy(ema, acc.unwrap_model(model)))
             record["seen"] = quick_adherence(pipe, n=32)
             acc.print(f"step {step}: seen adherence {record['seen']:.0%}")
-        if acc.is_main_process:
-            ckpt.log({**record, "time": time.time() - t0})
-        if acc.is_main_process and ckpt.due():
-            save(acc, ckpt, model, opt, ema, step, text_encoder, tokenizer)
-    if acc.is_main_process:
-        save(acc, ckpt, model, opt, ema, step, text_encoder, tokenizer)
+        run.log({**record, "time": time.time() - t0})
+        if run.save_due():
+            save(run, model, ema, text_encoder, tokenizer)
+    save(run, model, ema, text_encoder, tokenizer)
+    run.check_replicas(model)
+    run.end()
     bar.close()
 
 
-def training_batches(args, tokenizer, seed):
+def token_batches(args, tokenizer, acc, start: int):
+    """Batches of tokens, captions and context frames: from --tokens shards, or Shapes World or
+    a folder encoded here, a batch at a time, by the frozen tokenizer."""
+    import torch
+
+    from .batches import TokenBatch, on_device
+
+    seed = (args.seed, acc.process_index)
+    if args.tokens:
+        from .token_shards import shard_batches
+
+        yield from shard_batches(args.tokens, tokenizer, args.batch_videos, args.batch_images, args.frames,
+                                 args.seed, acc.process_index, acc.num_processes, start, args.still_fraction)
+        return
+    for b in training_batches(args, tokenizer, seed, start):
+        b = b.with_stills(args.still_fraction)
+        with torch.no_grad():
+            videos = tokenizer.tokenize(on_device(b.videos, acc.device))
+            images = tokenizer.tokenize(on_device(b.images, acc.device)) if len(b.images) else videos[:0, :1]
+        yield TokenBatch(videos, b.video_captions, images, b.image_captions, b.context_frames)
+
+
+def transformer_step(args, acc, model, opt, schedule, b, text, tokenizer) -> dict:
+    """One batch: masked-token loss, backward, and (on the last batch of an accumulation) the
+    optimizer step. Its randomness (masks, continuation, text dropout) comes from torch's global
+    generator, which accelerate checkpoints."""
+    import torch
+
+    from . import losses
+
+    latent_frames = acc.unwrap_model(model).config.latent_frames
+    mask_id = acc.unwrap_model(model).mask_token_id
+    tp = tokenizer.config.temporal_patch_size
+    k_latent = tokenizer.latent_frames(args.context_frames)
+    video_tokens, image_tokens = b.videos.to(acc.device), b.images.to(acc.device)
+    # An image is scored on its first frame alone, so the ones trained on their own need
+    # only that frame's tokens: what only images teach (outlines) then costs little.
+    n_i = len(image_tokens) - round(len(image_tokens) * args.single_frame_images)
+    single_tokens, image_tokens = image_tokens[n_i:], image_tokens[:n_i]
+    pad = torch.zeros(n_i, latent_frames - 1, *image_tokens.shape[2:], dtype=torch.long, device=acc.device)
+    tokens = torch.cat([video_tokens, torch.cat([image_tokens, pad], 1)])
+    n_v = len(video_tokens)
+    is_image = torch.arange(n_v + n_i, device=acc.device) >= n_v
+    # Frames before a story clip's change are context: whole latent frames before it.
+    prefix = torch.where(b.context_frames > 0, 1 + (b.context_frames - 1) // tp, 0)
+    plain_continuation = (b.context_frames == 0) & (torch.rand(n_v) < args.continuation_fraction)
+    prefix = torch.where(plain_continuation, k_latent, prefix)
+    prefix = torch.cat([prefix, torch.zeros(n_i, dtype=torch.long)]).to(acc.device)
+    inputs, masked = mask_tokens(tokens, is_image, mask_id, prefix)
+    states, mask = text(b.video_captions + b.image_captions, acc.device)
+    drop = torch.rand(len(states)).to(acc.device) < args.text_dropout
+    with acc.autocast():
+        logits = model(inputs, states[:n_v + n_i], mask[:n_v + n_i], drop[:n_v + n_i], logits_at=masked)
+        weight = torch.where(is_image, args.image_weight, 1.0)
+        loss = losses.masked_token_loss(logits, tokens, masked, args.object_weight, weight)
+        targets = tokens[masked]
+        if len(single_tokens):
+            single = torch.ones(len(single_tokens), dtype=torch.bool, device=acc.device)
+            single_inputs, single_masked = mask_tokens(single_tokens, single, mask_id)
+            single_logits = model(single_inputs, states[n_v + n_i:], mask[n_v + n_i:], drop[n_v + n_i:],
+                                  logits_at=single_masked)
+            single_weight = torch.full_like(single, args.image_weight, dtype=torch.float)
+            single_loss = losses.masked_token_loss(single_logits, single_tokens, single_masked,
+                                                   args.object_weight, single_weight)
+            counts = [losses.masked_token_weights(t, m, args.object_weight, w).sum()
+                      for t, m, w in ((tokens, masked, weight), (single_tokens, single_masked, single_weight))]
+            loss = (loss * counts[0] + single_loss * counts[1]) / (counts[0] + counts[1])
+            logits, targets = torch.cat([logits, single_logits]), torch.cat([targets, single_tokens[single_masked]])
+    # Every process must give every weight a gradient, or DDP's exchange waits forever on the
+    # one that did not: the null text is used only where a caption was dropped, which a batch
+    # may not have. (DDP's find_unused_parameters cannot serve: a step calls the model twice.)
+    null_text = acc.unwrap_model(model).null_text
+    acc.backward(loss + 0.0 * null_text.sum())
+    if acc.sync_gradients:
+        acc.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()  # accelerate's optimizer steps only when the accumulation is complete
+    if acc.sync_gradients:
+        schedule.step()
+    opt.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        right = logits.argmax(-1) == targets
+        acc_masked = right.float().mean().item()
+        on_object = losses.object_tokens(tokens)[masked]
+        if len(single_tokens):
+            on_object = torch.cat([on_object, losses.object_tokens(single_tokens)[single_masked]])
+        acc_object = right[on_object].float().mean().item() if on_object.any() else float("nan")
+    return {"loss": loss.item(), "token_acc": acc_masked, "object_acc": acc_object}
+
+
+def mask_tokens(tokens, is_image, mask_id, prefix_frames=None):
+    """Which tokens a step hides and scores (the cosine schedule), and the inputs with them
+    hidden: the one place training masks, for the scheduler's own masking to replace."""
+    from . import losses
+
+    return losses.prepare_masked_batch(tokens, is_image, mask_id, prefix_frames, generator=None)
+
+
+def training_batches(args, tokenizer, seed, start: int = 0):
+    from .batches import folder_batches, shapes_world_batches
+
     if args.videos:
         return folder_batches(args.videos, args.images, args.batch_videos, args.batch_images,
-                              tokenizer.config.image_size, args.frames, args.fps, seed)
+                              tokenizer.config.image_size, args.frames, args.fps, seed, workers=args.workers,
+                              start=start)
     return shapes_world_batches(seed, args.batch_videos, args.batch_images, tokenizer.config.image_size,
-                                args.frames, args.story_fraction, args.workers)
+                                args.frames, args.story_fraction, args.workers, start=start)
 
 
-def assemble(text_encoder, tokenizer, transformer) -> PhenakiPipeline:
+def assemble(text_encoder, tokenizer, transformer):
+    from ..pipelines import PhenakiPipeline
+    from ..schedulers import MaskGitScheduler
+
     pipe = PhenakiPipeline(text_encoder, tokenizer, transformer, MaskGitScheduler(mask_token_id=transformer.mask_token_id))
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-def save(acc, ckpt, model, opt, ema, step, text_encoder, tokenizer):
-    ckpt.save({"model": acc.unwrap_model(model).state_dict(), "opt": opt.state_dict(),
-               "ema": ema.model.state_dict(), "step": step})
-    assemble(text_encoder, tokenizer, ema.model).save_pretrained(ckpt.dir / "pipeline")
-    ckpt.plot(["loss", "token_acc", "object_acc", "seen"])
+def save(run, model, ema, text_encoder, tokenizer):
+    """The checkpoint (every process) and, from the main process alone, the pipeline that ships."""
+    run.save()
+    if run.acc.is_main_process:
+        from .common import ema_copy
+
+        assemble(text_encoder, tokenizer, ema_copy(ema, run.acc.unwrap_model(model))).save_pretrained(run.dir / "pipeline")
+        run.plot(["loss", "token_acc", "object_acc", "seen"])
+
+
+if __name__ == "__main__":
+    run_as_script(add_arguments, main, __doc__)
