@@ -184,7 +184,7 @@ def _png_base64(frame: np.ndarray) -> str:
 def load_sidecar(path: str | Path):
     """(Story, start frames or None, export settings) from a `.story.json` that export_story
     wrote; the export settings are {"fps", "size", "resample"}, each None where it is missing."""
-    from .pipelines.story import Story, StoryError
+    from .story.timeline import Story, StoryError
 
     text = Path(path).read_text(encoding="utf-8")
     story = Story.from_json(text)
