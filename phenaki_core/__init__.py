@@ -4,12 +4,6 @@ Names load on first use (PEP 562): `import phenaki_core` and the CLI's `--help` 
 and importing the clip pipeline never pulls in the story engine above it.
 """
 import importlib
-from importlib import metadata
-
-try:  # one owner: pyproject.toml's version, as installed
-    __version__ = metadata.version("phenaki-studio")
-except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-    __version__ = "unknown"
 
 _EXPORTS = {
     "CViViT": ".models", "Discriminator": ".models", "FSQ": ".models", "MaskGitTransformer": ".models",
@@ -22,6 +16,13 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name):
+    if name == "__version__":  # one owner: pyproject.toml's version, as installed (read when asked: 0.1 s)
+        from importlib import metadata
+
+        try:
+            return metadata.version("phenaki-studio")
+        except metadata.PackageNotFoundError:  # a source tree that was never installed
+            return "unknown"
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(_EXPORTS[name], __name__), name)

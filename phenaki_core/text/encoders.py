@@ -98,5 +98,7 @@ class TextEncoder(ModelMixin, ConfigMixin):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, subfolder=None, torch_dtype=None, **kwargs):
         folder = Path(pretrained_model_name_or_path, subfolder or "")
-        encoder = cls.from_config(cls.load_config(str(folder)))
-        return encoder.to(torch_dtype) if torch_dtype is not None else encoder
+        # The encoder stays in float32 whatever dtype the pipeline loads in: its weights come
+        # from the package in float32, it runs once per prompt (cached), and its states are
+        # cast to the transformer's dtype where they are used.
+        return cls.from_config(cls.load_config(str(folder)))
