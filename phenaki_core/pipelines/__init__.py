@@ -2,6 +2,11 @@
 
 Names load on first use (PEP 562), so `phenaki_core.pipelines.defaults` stays light."""
 import importlib
+from pathlib import Path
+
+# DiffusionPipeline.from_pretrained(folder, custom_pipeline=DIFFUSERS_ENTRY, trust_remote_code=True)
+# loads a PhenakiPipeline (diffusers_entry.py says why this is the way).
+DIFFUSERS_ENTRY = str(Path(__file__).with_name("diffusers_entry.py"))
 
 _EXPORTS = {
     "DEFAULT_CONTEXT_FRAMES": ".defaults", "DEFAULT_GUIDANCE": ".defaults", "DEFAULT_STEPS": ".defaults",
@@ -10,7 +15,7 @@ _EXPORTS = {
     "GenerationInterrupted": ".pipeline_phenaki", "PhenakiPipeline": ".pipeline_phenaki",
     "PhenakiPipelineOutput": ".pipeline_phenaki",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS) + ["DIFFUSERS_ENTRY"]
 
 
 def __getattr__(name):
