@@ -54,7 +54,8 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=default, help=help)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        parser.exit(message=f"phenaki {_version()}\n")
+        print(f"phenaki {_version()}")  # on stdout, as argparse's own version action prints
+        parser.exit()
 
 
 def _module_exists(name: str) -> bool:
