@@ -12,7 +12,7 @@ _EXPORTS = {
     "PhenakiStoryPipeline": ".story", "PhenakiStoryOutput": ".story", "Segment": ".story", "Story": ".story",
     "StoryError": ".story", "StoryRenderer": ".story",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [*sorted(_EXPORTS)]
 
 
 def __getattr__(name):

@@ -183,7 +183,11 @@ def read_video(path: str | Path) -> np.ndarray:
 def load_init_frames(path: str | Path, size: int, max_frames: int = 5) -> np.ndarray:
     """Frames a story can start from, resized (shorter side) and centre-cropped to size x size:
     an image gives one frame, a video its last max_frames frames at 8 fps."""
-    from .data.folders import _duration, _resize_crop, read_clip  # torch: only when a file is read
+    from .data.folders import (  # torch: only when a file is read
+        _duration,
+        _resize_crop,
+        read_clip,
+    )
 
     path = Path(path)
     if not path.is_file():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+
 def cpu_generator(seed: int) -> torch.Generator:
     """A generator seeded on the CPU: the same numbers whatever device the model is on."""
     return torch.Generator("cpu").manual_seed(int(seed))

@@ -83,7 +83,7 @@ def model_folder(tiny_pipe, tmp_path_factory):
     (["--device", "tpu"], "unknown device"),
 ])
 def test_each_mistake_is_one_error_line_before_the_model_loads(args, message, capsys, monkeypatch, tmp_path):
-    import phenaki_core.pipelines.default as default
+    from phenaki_core.pipelines import default
 
     monkeypatch.setattr(default, "load_pipeline", lambda *a, **k: pytest.fail("the model loaded before the check"))
     argv = ["generate", "--out", str(tmp_path / "clip.mp4")] + (["--prompt", "a red circle"] if "--prompt" not in args

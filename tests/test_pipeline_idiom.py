@@ -209,7 +209,7 @@ def test_story_engine_uses_only_the_pipelines_public_interface():
     import ast
     import pathlib
 
-    import phenaki_core.story as story
+    from phenaki_core import story
 
     for path in pathlib.Path(story.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

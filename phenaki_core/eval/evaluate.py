@@ -16,7 +16,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..data import shapes_world as sw
 from ..data.folders import _duration, read_clip

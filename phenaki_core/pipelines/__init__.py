@@ -15,7 +15,7 @@ _EXPORTS = {
     "GenerationInterrupted": ".pipeline_phenaki", "PhenakiPipeline": ".pipeline_phenaki",
     "PhenakiPipelineOutput": ".pipeline_phenaki",
 }
-__all__ = sorted(_EXPORTS) + ["DIFFUSERS_ENTRY"]
+__all__ = [*sorted(_EXPORTS), "DIFFUSERS_ENTRY"]
 
 
 def __getattr__(name):

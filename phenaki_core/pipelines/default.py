@@ -3,7 +3,12 @@ from pathlib import Path
 
 import torch
 
-from ..model_folder import DEFAULT_MODEL, DEFAULT_MODEL_NAME, ModelLoadError, check_model_folder
+from ..model_folder import (
+    DEFAULT_MODEL,
+    DEFAULT_MODEL_NAME,
+    ModelLoadError,
+    check_model_folder,
+)
 from ..runtime import resolve_device
 from .pipeline_phenaki import PhenakiPipeline
 

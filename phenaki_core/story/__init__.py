@@ -13,7 +13,7 @@ _EXPORTS = {
     **{n: ".timeline" for n in ("FORMAT", "MAX_PROMPT_CHARS", "MAX_SEGMENT_FRAMES", "MAX_STORY_SEGMENTS",
                                 "TRANSITIONS", "Segment", "Story", "StoryError")},
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [*sorted(_EXPORTS)]
 
 
 def __getattr__(name):

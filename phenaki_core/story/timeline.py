@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..pipelines.defaults import DEFAULT_CONTEXT_FRAMES, DEFAULT_GUIDANCE, DEFAULT_STEPS
 from ..model_folder import DEFAULT_MODEL_NAME
+from ..pipelines.defaults import DEFAULT_CONTEXT_FRAMES, DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 TRANSITIONS = ("continue", "cut")
 MAX_SEGMENT_FRAMES = 8 * 60 * 10  # ten minutes at 8 fps
