@@ -243,3 +243,14 @@ def test_scheduler_step_returns_an_output_and_keeps_no_call_state():
     assert torch.is_tensor(prev) and state2.num_inference_steps == 4
     with pytest.raises(ValueError, match="state"):
         sched.step(torch.randn(1, 2, 3, 3, 16), 1, prev)
+
+
+def test_a_prompt_longer_than_the_encoder_reads_is_warned_about(tiny_pipe):
+    assert tiny_pipe.max_prompt_tokens == tiny_pipe.text_encoder.config.max_length == 32  # one owner: the encoder
+    long = "a red circle moves right on a gray background " * 4
+    assert tiny_pipe.prompt_tokens(long) > 32 >= tiny_pipe.prompt_tokens(P)
+    with pytest.warns(UserWarning, match="keeps the first 32"):
+        tiny_pipe(long, num_inference_steps=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tiny_pipe(P + " slowly", num_inference_steps=1)
