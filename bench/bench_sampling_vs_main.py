@@ -66,8 +66,6 @@ def run(tree: Path, threads: int, frames_path: Path) -> dict:
 
 
 def main():
-    import numpy as np
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--other", default="/work/main", help="the checkout to compare with (read only)")
     ap.add_argument("--rounds", type=int, default=3)
@@ -80,8 +78,15 @@ def main():
     for r in range(args.rounds):
         for name, tree in (trees.items() if r % 2 == 0 else reversed(list(trees.items()))):
             results[name].append(run(tree, args.threads, tmp / f"bench_vs_{name.replace(' ', '_')}.npy"))
-            print(f"round {r + 1}: {name} done", file=sys.stderr, flush=True)
-    lines = [f"| measure ({args.threads} threads) | this tree (s) | {args.other} (s) | this / other |", "|---|---|---|---|"]
+            print(f"round {r + 1}: {name}: {json.dumps(results[name][-1])}", file=sys.stderr, flush=True)
+        report(args, results, tmp, r + 1)
+
+
+def report(args, results, tmp, rounds):
+    import numpy as np
+
+    lines = [f"| measure ({args.threads} threads, median of {rounds} rounds) | this tree (s) | {args.other} (s) "
+             "| this / other |", "|---|---|---|---|"]
     for key in results["this tree"][0]:
         a = statistics.median(x[key] for x in results["this tree"])
         b = statistics.median(x[key] for x in results["other"])
