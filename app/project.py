@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from phenaki_core.pipelines.pipeline_phenaki import DEFAULT_GUIDANCE
-from phenaki_core.pipelines.story import MAX_PROMPT_CHARS, RenderedSegment, Segment, Story, StoryError
+from phenaki_core.pipelines.defaults import DEFAULT_GUIDANCE
+from phenaki_core.story import MAX_PROMPT_CHARS, RenderedSegment, Segment, Story, StoryError
 
 PROJECT_FORMAT = "phenaki-studio-project/1"
 MAX_PROJECT_BYTES = 8 * 1024 * 1024

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from phenaki_core.io import export_story, write_video
-from phenaki_core.pipelines.story import RenderCancelled, StoryError, StoryRenderer
+from phenaki_core.story import RenderCancelled, StoryError, StoryRenderer
 
 from .bounds import check_export, preview_size
 from .project import Project, ProjectError, _int, atomic_write, random_seed

@@ -18,8 +18,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from phenaki_core.io import frame_strip, load_init_frames  # noqa: E402
-from phenaki_core.pipelines.pipeline_phenaki import DEFAULT_GUIDANCE  # noqa: E402
-from phenaki_core.pipelines.story import MAX_PROMPT_CHARS, Segment  # noqa: E402
+from phenaki_core.pipelines.defaults import DEFAULT_GUIDANCE  # noqa: E402
+from phenaki_core.story import MAX_PROMPT_CHARS, Segment  # noqa: E402
 
 from . import bounds
 from .bounds import MAX_UPLOAD_BYTES, launch_kwargs  # noqa: F401  (app.py may ask them here)

@@ -98,7 +98,8 @@ def main():
 
     from phenaki_core import MaskGitScheduler
     from phenaki_core.models import CViViT
-    from phenaki_core.pipelines import Segment, Story, StoryRenderer, load_pipeline
+    from phenaki_core.pipelines import load_pipeline
+    from phenaki_core.story import Segment, Story, StoryRenderer
     from phenaki_core.training import losses
 
     peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)

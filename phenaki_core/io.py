@@ -13,16 +13,18 @@ import json
 import math
 import os
 import secrets
+from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .data.folders import _duration, _resize_crop, read_clip
-
 VIDEO_SUFFIXES = (".mp4", ".gif", ".npy", ".png")
-RESAMPLE = {"nearest": Image.NEAREST, "bicubic": Image.BICUBIC}
+# Nearest keeps the model's pixels crisp (Shapes World's flat colours and hard edges);
+# Lanczos is the smooth look; bicubic stays readable for sidecars written before Lanczos.
+RESAMPLE = {"nearest": Image.NEAREST, "lanczos": Image.LANCZOS, "bicubic": Image.BICUBIC}
+RESAMPLE_CHOICES = ("nearest", "lanczos")  # what the CLI and the studio offer
+MAX_SIZE = 4096  # longest side an export may be upscaled to
 INIT_FPS = 8  # init frames continue a story, which runs at the model's 8 fps
 
 
@@ -36,8 +38,8 @@ def _check_frames(frames) -> np.ndarray:
 def _check_upscale(size: int | None, resample: str):
     if resample not in RESAMPLE:
         raise ValueError(f"resample must be one of {list(RESAMPLE)}, got {resample!r}")
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-        raise ValueError(f"size must be a positive number of pixels, got {size!r}")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_SIZE):
+        raise ValueError(f"size must be a number of pixels from 1 to {MAX_SIZE}, got {size!r}")
 
 
 def _check_fps(fps: float):
@@ -48,7 +50,7 @@ def _check_fps(fps: float):
 def upscale(frames: np.ndarray, size: int | None, resample: str = "nearest") -> np.ndarray:
     """Resize so the longer side is `size` (aspect kept); None keeps the frames as they are.
 
-    Nearest keeps Shapes World's flat colours and hard edges; bicubic suits real footage.
+    Nearest keeps Shapes World's flat colours and hard edges; Lanczos is smooth.
     """
     frames = _check_frames(frames)
     _check_upscale(size, resample)
@@ -83,23 +85,44 @@ def _atomic(path: Path):
 
 
 def _write_mp4(frames: np.ndarray, path: Path, fps: float):
-    from moviepy import ImageSequenceClip
+    """H.264 through PyAV, one packet per frame given, frame i at time i/fps.
 
+    Not moviepy: its writer samples the clip at `np.arange(0, int(duration * fps))` with
+    duration = n / fps as a float (moviepy 2.1, Clip.iter_frames), and n / fps * fps falls
+    just under n for many lengths (19 / 24 * 24 = 18.999...), so the last frame was dropped
+    at 12, 24 and 25 fps. PyAV takes the frames themselves, with exact timestamps."""
     # yuv420p halves the chroma resolution, so H.264 needs even sides: repeat the last row/column.
     h, w = frames.shape[1:3]
     frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    clip = ImageSequenceClip(list(frames), fps=fps)
-    try:
-        clip.write_videofile(str(path), fps=fps, codec="libx264", audio=False, logger=None,
-                             ffmpeg_params=["-pix_fmt", "yuv420p", "-movflags", "+faststart"])
-    finally:
-        clip.close()
+    import av  # PyAV loads when a video is written or read, not when the CLI builds its parser
+
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.codec_context.time_base = 1 / rate
+        stream.options = {"crf": "18"}
+        for i, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def gif_durations(n: int, fps: float) -> list[int]:
+    """Per-frame GIF delays in ms. GIF counts in hundredths of a second and browsers show
+    delays under 2 as 10, so frame i starts at round(100 * i / fps) hundredths (at least 2
+    apart): 8 fps alternates 120 and 130 ms and keeps time, where one rounded delay drifts."""
+    starts = [round(100 * i / fps) for i in range(n + 1)]
+    return [10 * max(2, b - a) for a, b in zip(starts, starts[1:])]
 
 
 def _write_gif(frames: np.ndarray, path: Path, fps: float):
+    """Every frame, looping. Pillow stores a run of identical frames as one frame shown for
+    their summed time: what is seen, and when, is exactly the frames given."""
     images = [Image.fromarray(f) for f in frames]
     images[0].save(path, format="GIF", save_all=True, append_images=images[1:],
-                   duration=max(20, round(1000 / fps)), loop=0)
+                   duration=gif_durations(len(images), fps), loop=0)
 
 
 def write_video(frames: np.ndarray, path: str | Path, fps: float = 8, size: int | None = None,
@@ -143,6 +166,8 @@ def export_story(frames: np.ndarray, story, path: str | Path, fps: float = 8, si
 
 def read_video(path: str | Path) -> np.ndarray:
     """Every frame of a video file as uint8 (T, H, W, 3)."""
+    import av
+
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -158,6 +183,12 @@ def read_video(path: str | Path) -> np.ndarray:
 def load_init_frames(path: str | Path, size: int, max_frames: int = 5) -> np.ndarray:
     """Frames a story can start from, resized (shorter side) and centre-cropped to size x size:
     an image gives one frame, a video its last max_frames frames at 8 fps."""
+    from .data.folders import (  # torch: only when a file is read
+        _duration,
+        _resize_crop,
+        read_clip,
+    )
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
@@ -184,7 +215,7 @@ def _png_base64(frame: np.ndarray) -> str:
 def load_sidecar(path: str | Path):
     """(Story, start frames or None, export settings) from a `.story.json` that export_story
     wrote; the export settings are {"fps", "size", "resample"}, each None where it is missing."""
-    from .pipelines.story import Story, StoryError
+    from .story.timeline import Story, StoryError
 
     text = Path(path).read_text(encoding="utf-8")
     story = Story.from_json(text)

@@ -13,7 +13,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from phenaki_core.io import read_video  # noqa: E402
-from phenaki_core.pipelines.story import Story, StoryRenderer  # noqa: E402
+from phenaki_core.story import Story, StoryRenderer  # noqa: E402
 
 
 def free_port() -> int:
@@ -266,7 +266,7 @@ def test_autosave_survives_a_restart(tiny_pipe, tmp_path):
     """A new server process (a fresh Studio from the same projects folder) finds the project,
     its takes' frames and its undo history."""
     from app.render import Studio, new_session_id
-    from phenaki_core.pipelines.story import Segment
+    from phenaki_core.story import Segment
 
     sid = new_session_id()
     st = Studio(tiny_pipe, sid, tmp_path / "projects", tmp_path / "work", "tiny")

@@ -8,7 +8,7 @@ import pytest
 
 from app.project import PROJECT_FORMAT, Project, ProjectError, atomic_write
 from phenaki_core.pipelines import DEFAULT_GUIDANCE
-from phenaki_core.pipelines.story import RenderedSegment, Segment
+from phenaki_core.story import RenderedSegment, Segment
 
 
 def seg(prompt="a red circle moves right", frames=11, seed=1, transition="continue"):

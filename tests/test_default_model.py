@@ -5,7 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from phenaki_core.pipelines import DEFAULT_MODEL, Segment, Story, StoryRenderer, load_pipeline
+from phenaki_core.pipelines import DEFAULT_MODEL, load_pipeline
+from phenaki_core.story import Segment, Story, StoryRenderer
 
 pytestmark = pytest.mark.default_model
 

@@ -55,8 +55,10 @@ def test_upscale_nearest_replicates_pixels_exactly(clip):
     assert np.array_equal(big, clip.repeat(3, axis=1).repeat(3, axis=2))
     assert upscale(clip, None) is clip
     assert upscale(clip, 64, "bicubic").shape == (11, 64, 64, 3)
+    smooth = upscale(clip, 96, "lanczos")
+    assert smooth.shape == big.shape and not np.array_equal(smooth, big)  # edges blend instead of stepping
     with pytest.raises(ValueError, match="resample"):
-        upscale(clip, 64, "lanczos")
+        upscale(clip, 64, "sinc")
 
 
 def test_writes_are_atomic_and_check_the_suffix(tmp_path, clip):

@@ -7,6 +7,7 @@ import pytest
 
 CHILD = """
 import resource, sys, torch
+import phenaki_core.pipelines.pipeline_phenaki  # what the CLI and the studio have loaded when they render
 from phenaki_core.runtime import keep_freed_memory
 took = keep_freed_memory() if sys.argv[1] == "kept" else False
 for _ in range(2):  # 64 MiB: its first touches fault either way

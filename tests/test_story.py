@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from phenaki_core import Segment, Story, StoryError, StoryRenderer
-from phenaki_core.pipelines.story import RenderCancelled
+from phenaki_core.story import RenderCancelled
 
 
 def story(*prompts, frames=11, transition="continue", **kw):

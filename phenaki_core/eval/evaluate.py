@@ -16,13 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..data import shapes_world as sw
 from ..data.folders import _duration, read_clip
 from ..io import frame_strip, write_video
-from ..pipelines.pipeline_phenaki import DEFAULT_GUIDANCE
-from ..pipelines.story import Segment, Story, render_segment
+from ..noise import cpu_generator
+from ..pipelines.defaults import DEFAULT_GUIDANCE
+from ..story import Segment, Story, render_segment
 from .checker import ATTRIBUTES, check_clip, check_continuity, read_frame, summarize
 from .tokenizer_eval import flicker, psnr, reconstruct
 
@@ -131,7 +131,7 @@ def generate(pipe, prompts: list[str], steps: int, guidance: float, seed: int) -
     clips = []
     with _eval_mode(pipe.transformer, pipe.vqvae):
         for start in range(0, len(prompts), CHUNK):
-            generator = torch.Generator(pipe.transformer.device).manual_seed(seed + start)
+            generator = cpu_generator(seed + start)  # the same draws on any device
             tokens = pipe.sample_tokens(prompts[start: start + CHUNK], None, steps, guidance, generator)
             clips.append(pipe.decode_tokens(tokens))
     return np.concatenate(clips)

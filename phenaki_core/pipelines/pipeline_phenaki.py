@@ -1,39 +1,58 @@
 """PhenakiPipeline: text -> tokens (MaskGIT sampling) -> frames (C-ViViT decoder).
 
-One clip is the unit of generation. A prompt list is a story: it is handed to the story
-engine (story.py), which calls `generate_clip` once per clip, each continuing from the
-re-encoded last frames of the one before.
+One clip is the unit of generation; `num_frames` longer than a clip continues the same
+prompt from the re-encoded last frames, as Phenaki does. The pipeline knows nothing of
+stories: the story engine (`phenaki_core.story`) sits above it and calls `generate_clip`,
+`encode_frames`, `decode_tokens` and the facts below (`clip_frames`, `fps`, ...).
+
+`__call__` follows diffusers' video pipelines (TextToVideoSDPipeline, CogVideoXPipeline):
+a list of prompts is a batch; `.frames` is float32 in [0, 1] shaped (batch, frames, H, W, 3)
+for "np", so `export_to_video(pipe(prompt).frames[0], path, fps=pipe.fps)` writes the clip.
+
+Everything one call accumulates (the scheduler's state, the interrupt flag, the step count)
+lives in that call or in a per-thread slot, never on a shared object: two threads sharing
+one pipeline get exactly the frames each would get alone.
 """
 import hashlib
 import json
+import math
+import threading
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
 from ..models import CViViT, MaskGitTransformer
 from ..schedulers import MaskGitScheduler
 from ..text import TextEncoder
+from .defaults import DEFAULT_CONTEXT_FRAMES, DEFAULT_GUIDANCE, DEFAULT_STEPS
 
-# Classifier-free guidance unless a caller says otherwise: 2 scored best on the shipped
-# model (its card has the sweep); stronger guidance pushed samples off the tokenizer's manifold.
-DEFAULT_GUIDANCE = 2.0
+OUTPUT_TYPES = ("np", "pil", "pt", "latent")
+
+
+class GenerationInterrupted(InterruptedError):
+    """Sampling stopped because a callback set `pipe._interrupt = True` (MaskGIT tokens that
+    are still masked cannot be decoded, so an interrupted call returns nothing)."""
 
 
 @dataclass
 class PhenakiPipelineOutput(BaseOutput):
-    """frames: uint8 (T, H, W, 3) for "np", a list of PIL images for "pil", float (3, T, H, W)
-    in [-1, 1] for "pt"; tokens: the token grid of every clip that made the video."""
+    """frames: "np": float32 (B, F, H, W, 3) in [0, 1] (the model's 8-bit frames / 255);
+    "pil": B lists of F images; "pt": float32 (B, F, 3, H, W) in [0, 1];
+    "latent": the token grids, LongTensor (B, clips, T', g, g), one grid per clip made."""
 
     frames: object
-    tokens: list
 
 
 class PhenakiPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->transformer->vqvae"
+    _callback_tensor_inputs = ["tokens", "logits"]
 
     def __init__(self, text_encoder: TextEncoder, vqvae: CViViT, transformer: MaskGitTransformer,
                  scheduler: MaskGitScheduler, fps: int = 8):
@@ -41,10 +60,38 @@ class PhenakiPipeline(DiffusionPipeline):
         self.register_modules(text_encoder=text_encoder, vqvae=vqvae, transformer=transformer, scheduler=scheduler)
         self.register_to_config(fps=fps)  # the frame rate the model was trained at
         self._encode_cached = lru_cache(maxsize=256)(self._encode_one)
+        self._per_call = threading.local()  # interrupt flag, step count: one per calling thread
 
-    # -- facts about the model the callers need -------------------------------------
+    # A copy (deepcopy, pickle) gets its own prompt cache and per-thread slot: the cache is
+    # bound to the pipeline it encodes with, and thread-local slots cannot be copied.
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_encode_cached", None)
+        state.pop("_per_call", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._encode_cached = lru_cache(maxsize=256)(self._encode_one)
+        self._per_call = threading.local()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, dtype: torch.dtype | None = None, **kwargs):
+        """diffusers' loader, offline and safetensors only; `dtype=` and `torch_dtype=` both
+        work (diffusers 0.42 deprecates the second with a warning; both mean the same here)."""
+        torch_dtype = kwargs.pop("torch_dtype", None)
+        if dtype is not None and torch_dtype is not None and dtype != torch_dtype:
+            raise ValueError("pass dtype= or torch_dtype=, not both")
+        kwargs.setdefault("use_safetensors", True)
+        dtype = dtype or torch_dtype
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    # -- facts about the model; the story engine, the CLI and the studio ask these ---------
     @property
     def clip_frames(self) -> int:
+        """Frames in one generated clip."""
         return self.vqvae.num_frames(self.transformer.config.latent_frames)
 
     @property
@@ -53,7 +100,27 @@ class PhenakiPipeline(DiffusionPipeline):
 
     @property
     def fps(self) -> int:
+        """The frame rate the model was trained at."""
         return self.config.fps
+
+    @property
+    def temporal_patch_size(self) -> int:
+        """Frames per latent step after the first: a context of 1 + n*this frames encodes whole."""
+        return self.vqvae.config.temporal_patch_size
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        """The text encoder keeps this many tokens of a prompt (its one owner is the encoder)."""
+        return self.text_encoder.max_prompt_tokens
+
+    def prompt_tokens(self, prompt: str) -> int:
+        """How many tokens the text encoder makes of `prompt` (compare with max_prompt_tokens)."""
+        return self.text_encoder.count_tokens(prompt)
+
+    @property
+    def model_name(self) -> str:
+        """The folder name the pipeline was loaded from ("" when built in memory)."""
+        return Path(self.name_or_path).name if self.name_or_path else ""
 
     @property
     def revision(self) -> str:
@@ -68,14 +135,45 @@ class PhenakiPipeline(DiffusionPipeline):
                 h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
         return h.hexdigest()[:12]
 
-    # -- text -----------------------------------------------------------------------
+    # -- per-call state, kept per thread (diffusers' properties, made safe to share) --------
+    @property
+    def interrupt(self) -> bool:
+        return getattr(self._per_call, "interrupt", False)
+
+    @property
+    def _interrupt(self) -> bool:
+        return self.interrupt
+
+    @_interrupt.setter
+    def _interrupt(self, value: bool):
+        """diffusers' documented way to stop: a callback sets `pipe._interrupt = True`.
+        It stops the call running in the callback's thread, and no other."""
+        self._per_call.interrupt = bool(value)
+
+    @property
+    def num_timesteps(self) -> int:
+        """Transformer forwards per clip in the current call (MaskGIT and refinement steps)."""
+        return getattr(self._per_call, "num_timesteps", 0)
+
+    def _onload(self, module):
+        """Under enable_model_cpu_offload, bring `module` to the accelerator before calling a
+        method other than forward (what diffusers' `apply_forward_hook` does for its VAEs)."""
+        hook = getattr(module, "_hf_hook", None)
+        if hook is not None and hasattr(hook, "pre_forward"):
+            hook.pre_forward(module)
+
+    # -- text -----------------------------------------------------------------------------
     def _encode_one(self, prompt: str, device, dtype):
+        if self.text_encoder.count_tokens(prompt) > self.max_prompt_tokens:
+            warnings.warn(f"the prompt {prompt[:40]!r}... is {self.text_encoder.count_tokens(prompt)} tokens; the text "
+                          f"encoder keeps the first {self.max_prompt_tokens} and ignores the rest", stacklevel=4)
+        self._onload(self.text_encoder)
         states, mask = self.text_encoder.encode([prompt])
         return states.to(device, dtype), mask.to(device)
 
     def encode_prompt(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-prompt states, padded to one length; cached, since stories repeat prompts."""
-        device, dtype = self.transformer.device, self.transformer.dtype
+        device, dtype = self._execution_device, self.transformer.dtype
         encoded = [self._encode_cached(p, device, dtype) for p in prompts]
         length = max(s.shape[1] for s, _ in encoded)
         states = torch.zeros(len(prompts), length, encoded[0][0].shape[-1], device=device, dtype=dtype)
@@ -84,49 +182,72 @@ class PhenakiPipeline(DiffusionPipeline):
             states[i, : s.shape[1]], mask[i, : m.shape[1]] = s[0], m[0]
         return states, mask
 
-    # -- one clip -------------------------------------------------------------------
+    # -- one clip ---------------------------------------------------------------------------
     @torch.no_grad()
-    def sample_tokens(self, prompts, prefix_tokens=None, num_inference_steps=12, guidance_scale=DEFAULT_GUIDANCE,
-                      generator=None, callback_on_step_end=None):
-        """MaskGIT decoding of one clip per prompt; `prefix_tokens` (B, P, g, g) stay frozen."""
-        states, mask = self.encode_prompt(prompts)
-        b, g = len(prompts), self.vqvae.grid
-        mask_id = self.transformer.mask_token_id
+    def sample_tokens(self, prompts, prefix_tokens=None, num_inference_steps=DEFAULT_STEPS,
+                      guidance_scale=DEFAULT_GUIDANCE, generator=None, callback_on_step_end=None,
+                      negative_prompts=None, callback_on_step_end_tensor_inputs=("tokens",), progress_bar=None):
+        """MaskGIT decoding of one clip per prompt; `prefix_tokens` (B, P, g, g) stay frozen.
+
+        `negative_prompts` (one per prompt) take the place of the learned null text in
+        classifier-free guidance. `progress_bar`: a bar to advance (a new one when None)."""
+        if progress_bar is None:
+            with self.progress_bar(total=self.scheduler.num_timesteps(num_inference_steps)) as bar:
+                return self.sample_tokens(prompts, prefix_tokens, num_inference_steps, guidance_scale, generator,
+                                          callback_on_step_end, negative_prompts, callback_on_step_end_tensor_inputs, bar)
+        b = len(prompts)
+        if negative_prompts is not None:
+            states, mask = self.encode_prompt(list(prompts) + list(negative_prompts))
+            both_states, both_mask = states, mask
+            states, mask = states[:b], mask[:b]
+            drop = None
+        else:
+            states, mask = self.encode_prompt(prompts)
+            # Conditional and null text in one batched forward, where a step is guided.
+            both_states, both_mask = torch.cat([states, states]), torch.cat([mask, mask])
+            drop = torch.arange(2 * b, device=states.device) >= b
+        g, mask_id = self.vqvae.grid, self.transformer.mask_token_id
         tokens = torch.full((b, self.transformer.config.latent_frames, g, g), mask_id, device=states.device)
         if prefix_tokens is not None:
             tokens[:, : prefix_tokens.shape[1]] = prefix_tokens.to(tokens.device)
-        # Conditional and null text in one batched forward, where a step is guided.
-        both_states, both_mask = torch.cat([states, states]), torch.cat([mask, mask])
-        drop = torch.arange(2 * b, device=states.device) >= b
-        self.scheduler.set_timesteps(num_inference_steps, device=states.device)
-        self._interrupt = False
-        for i in self.progress_bar(range(len(self.scheduler.timesteps))):  # refinement steps included
+        state = self.scheduler.create_state(num_inference_steps, device=states.device)
+        self._per_call.interrupt = False
+        self._per_call.num_timesteps = len(state.timesteps)
+        self._onload(self.transformer)
+        for i, t in enumerate(state.timesteps):  # refinement steps included
             unknown = tokens == mask_id  # logits where still masked: the rest are settled
-            scale = self.scheduler.guidance(i, guidance_scale)
+            scale = self.scheduler.guidance(i, guidance_scale, num_inference_steps)
             if scale != 1.0:
                 both, at = torch.cat([tokens, tokens]), torch.cat([unknown, unknown])
                 cond, null = self.transformer(both, both_states, both_mask, drop, logits_at=at).float().chunk(2)
                 logits = null + scale * (cond - null)
             else:
                 logits = self.transformer(tokens, states, mask, logits_at=unknown).float()
-            tokens = self.scheduler.step(logits, i, tokens, generator)
+            tokens, state = self.scheduler.step(logits, i, tokens, generator, state=state, return_dict=False)
             if callback_on_step_end is not None:
-                callback_on_step_end(self, i, self.scheduler.timesteps[i], {"tokens": tokens})
-            if self._interrupt:
-                raise InterruptedError("generation was cancelled")
+                local = {"tokens": tokens, "logits": logits}
+                returned = callback_on_step_end(self, i, t, {k: local[k] for k in callback_on_step_end_tensor_inputs})
+                if returned:
+                    tokens = returned.pop("tokens", tokens)
+            progress_bar.update()
+            if self.interrupt:
+                raise GenerationInterrupted("generation was cancelled")
         return tokens
 
     @torch.no_grad()
     def encode_frames(self, frames: np.ndarray) -> torch.LongTensor:
-        """uint8 frames (T, H, W, 3), T = 1 + k*tp -> tokens (1, T', g, g)."""
-        video = torch.from_numpy(np.ascontiguousarray(frames)).to(self.vqvae.device)
-        video = video.permute(3, 0, 1, 2)[None].to(self.vqvae.dtype) / 127.5 - 1
+        """uint8 frames (T, H, W, 3) or (B, T, H, W, 3), T = 1 + k*tp -> tokens (B, T', g, g)."""
+        frames = np.ascontiguousarray(frames)
+        video = torch.from_numpy(frames if frames.ndim == 5 else frames[None]).to(self._execution_device)
+        video = video.permute(0, 4, 1, 2, 3).to(self.vqvae.dtype) / 127.5 - 1
+        self._onload(self.vqvae)
         return self.vqvae.tokenize(video)
 
     @torch.no_grad()
     def decode_tokens(self, tokens: torch.LongTensor) -> np.ndarray:
-        """tokens (B, T', g, g) -> uint8 frames (B, T, H, W, 3)."""
-        video = self.vqvae.detokenize(tokens).float()
+        """tokens (B, T', g, g) -> uint8 frames (B, T, H, W, 3), on the CPU."""
+        self._onload(self.vqvae)
+        video = self.vqvae.detokenize(tokens.to(self._execution_device)).float()
         return ((video + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
 
     def generate_clip(self, prompt: str, context_frames: np.ndarray | None = None, **sampling):
@@ -136,31 +257,116 @@ class PhenakiPipeline(DiffusionPipeline):
         tokens = self.sample_tokens([prompt], prefix, **sampling)
         return self.decode_tokens(tokens)[0], tokens[0]
 
-    # -- the diffusers entry point ---------------------------------------------------
-    @torch.no_grad()
-    def __call__(self, prompt: str | list[str], num_frames: int | None = None, num_inference_steps: int = 12,
-                 guidance_scale: float = DEFAULT_GUIDANCE, generator: torch.Generator | None = None, output_type: str = "np",
-                 callback_on_step_end=None, seed: int | None = None, context_frames: int = 5):
-        """A string is one segment; a list is a story, one segment per prompt, each
-        `num_frames` long (default: one clip) and continuing from the one before."""
-        from .story import Segment, Story, render_story
+    def clips_needed(self, num_frames: int, context_frames: int = DEFAULT_CONTEXT_FRAMES, continues: bool = False) -> int:
+        """Clips that make `num_frames` new frames, each after the first continuing the last
+        `context_frames` (the first one too when `continues`)."""
+        first = self.clip_frames - context_frames if continues else self.clip_frames
+        return 1 + max(0, math.ceil((num_frames - first) / (self.clip_frames - context_frames)))
 
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if seed is None:
-            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
-        story = Story(
-            segments=[Segment(p, num_frames or self.clip_frames, seed + i) for i, p in enumerate(prompts)],
-            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, context_frames=context_frames,
-        )
-        rendered = render_story(self, story, callback_on_step_end=callback_on_step_end)
-        frames = np.concatenate([r.frames for r in rendered])
-        tokens = [t for r in rendered for t in r.tokens]
+    @staticmethod
+    def postprocess_video(video: np.ndarray, output_type: str = "np"):
+        """uint8 videos (B, F, H, W, 3) as diffusers' video processor gives them: "np" float32
+        (B, F, H, W, 3) in [0, 1], "pt" float32 (B, F, 3, H, W) in [0, 1], "pil" B lists of images.
+        The floats are exactly the 8-bit frames / 255, so `(x * 255).astype(uint8)` (what
+        diffusers' export_to_video does) gives the frames back unchanged."""
+        if output_type == "np":
+            return video.astype(np.float32) / 255
+        if output_type == "pt":
+            return torch.from_numpy(np.ascontiguousarray(video)).permute(0, 1, 4, 2, 3).float() / 255
         if output_type == "pil":
             from PIL import Image
 
-            frames = [Image.fromarray(f) for f in frames]
-        elif output_type == "pt":
-            frames = torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 127.5 - 1
-        elif output_type != "np":
-            raise ValueError(f"output_type must be 'np', 'pil' or 'pt', got {output_type!r}")
-        return PhenakiPipelineOutput(frames=frames, tokens=tokens)
+            return [[Image.fromarray(f) for f in v] for v in video]
+        raise ValueError(f"output_type must be 'np', 'pt' or 'pil' for frames, got {output_type!r}")
+
+    # -- the diffusers entry point ------------------------------------------------------------
+    def check_inputs(self, prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale,
+                     num_videos_per_prompt, output_type, context_frames, callback_on_step_end_tensor_inputs):
+        if isinstance(prompt, str):
+            prompt = [prompt]
+        if not isinstance(prompt, (list, tuple)) or not prompt or not all(isinstance(p, str) for p in prompt):
+            raise ValueError(f"prompt must be a string or a non-empty list of strings, got {type(prompt).__name__}")
+        if negative_prompt is not None:
+            negatives = [negative_prompt] if isinstance(negative_prompt, str) else negative_prompt
+            if not isinstance(negatives, (list, tuple)) or len(negatives) != len(prompt):
+                raise ValueError(f"negative_prompt must be a string or one string per prompt ({len(prompt)})")
+        if num_frames is not None and (not isinstance(num_frames, int) or isinstance(num_frames, bool) or num_frames < 1):
+            raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
+        if not isinstance(num_inference_steps, int) or isinstance(num_inference_steps, bool) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
+        g = guidance_scale
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g):
+            raise ValueError(f"guidance_scale must be a finite number, got {g!r}")
+        if not isinstance(num_videos_per_prompt, int) or num_videos_per_prompt < 1:
+            raise ValueError(f"num_videos_per_prompt must be a positive integer, got {num_videos_per_prompt!r}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        tp = self.temporal_patch_size
+        if not isinstance(context_frames, int) or not 1 <= context_frames < self.clip_frames or (context_frames - 1) % tp:
+            raise ValueError(f"context_frames must be 1 + n*{tp} and below {self.clip_frames}, got {context_frames!r}")
+        unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs may hold {self._callback_tensor_inputs}, got {sorted(unknown)}")
+
+    @torch.no_grad()
+    def __call__(self, prompt: str | list[str], negative_prompt: str | list[str] | None = None,
+                 num_frames: int | None = None, num_inference_steps: int = DEFAULT_STEPS,
+                 guidance_scale: float = DEFAULT_GUIDANCE, num_videos_per_prompt: int = 1,
+                 generator: torch.Generator | list[torch.Generator] | None = None, output_type: str = "np",
+                 return_dict: bool = True, callback_on_step_end=None,
+                 callback_on_step_end_tensor_inputs: list[str] = ("tokens",),
+                 context_frames: int = DEFAULT_CONTEXT_FRAMES):
+        """Generate a batch of videos: one per prompt (times `num_videos_per_prompt`).
+
+        prompt: a string or a list of strings, a batch (a story is `phenaki_core.story.PhenakiStoryPipeline`).
+        negative_prompt: replaces the learned null text of classifier-free guidance.
+        num_frames: frames per video (default: one clip, `pipe.clip_frames`); longer videos
+            continue the same prompt clip after clip from their last `context_frames` frames.
+        generator: one CPU generator, or a list of one per video (each video then depends
+            on its own alone); a CPU generator drives a pipeline on any device.
+        callback_on_step_end(pipe, step, timestep, kwargs) -> dict: called after every
+            sampling step with the tensors named in `callback_on_step_end_tensor_inputs`;
+            "tokens" returned in the dict replace the current tokens. Setting
+            `pipe._interrupt = True` there stops the call (GenerationInterrupted).
+        Returns PhenakiPipelineOutput(frames) (see its doc for each output_type), or
+        `(frames,)` with return_dict=False.
+        """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        self.check_inputs(prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale,
+                          num_videos_per_prompt, output_type, context_frames, callback_on_step_end_tensor_inputs)
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        prompts = [p for p in prompts for _ in range(num_videos_per_prompt)]
+        negatives = None
+        if negative_prompt is not None:
+            negatives = [negative_prompt] if isinstance(negative_prompt, str) else list(negative_prompt)
+            negatives = [n for n in negatives for _ in range(num_videos_per_prompt)]
+        if isinstance(generator, list) and len(generator) != len(prompts):
+            raise ValueError(f"got {len(generator)} generators for {len(prompts)} videos")
+        num_frames = num_frames or self.clip_frames
+        n_clips = self.clips_needed(num_frames, context_frames)
+        sampling = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, generator=generator,
+                        callback_on_step_end=callback_on_step_end, negative_prompts=negatives,
+                        callback_on_step_end_tensor_inputs=tuple(callback_on_step_end_tensor_inputs))
+
+        frames, grids, context = [], [], None
+        with self.progress_bar(total=n_clips * self.scheduler.num_timesteps(num_inference_steps)) as bar:
+            while sum(len(f[0]) for f in frames) < num_frames:
+                if context is not None:  # C-ViViT takes 1 + n*tp frames: the longest such tail
+                    context = context[:, -(1 + (context.shape[1] - 1) // self.temporal_patch_size
+                                           * self.temporal_patch_size):]
+                prefix = None if context is None else self.encode_frames(context)
+                tokens = self.sample_tokens(prompts, prefix, progress_bar=bar, **sampling)
+                clip = self.decode_tokens(tokens)
+                new = clip if context is None else clip[:, context.shape[1]:]
+                frames.append(new)
+                grids.append(tokens)
+                tail = new if context is None else np.concatenate([context, new], axis=1)
+                context = tail[:, -context_frames:]
+        video = np.concatenate(frames, axis=1)[:, :num_frames]  # uint8 (B, F, H, W, 3)
+
+        self.maybe_free_model_hooks()
+        out = torch.stack(grids, dim=1) if output_type == "latent" else self.postprocess_video(video, output_type)
+        if not return_dict:
+            return (out,)
+        return PhenakiPipelineOutput(frames=out)

@@ -1,3 +1,8 @@
-from .scheduling_maskgit import MaskGitScheduler
+from .scheduling_maskgit import (
+    MaskGitScheduler,
+    MaskGitSchedulerOutput,
+    MaskGitSchedulerState,
+    cosine_schedule,
+)
 
-__all__ = ["MaskGitScheduler"]
+__all__ = ["MaskGitScheduler", "MaskGitSchedulerOutput", "MaskGitSchedulerState", "cosine_schedule"]

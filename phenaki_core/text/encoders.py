@@ -7,6 +7,7 @@ the weights: they live in the package or the user's folder, which keeps the ship
 model tens of MB instead of a hundred more.
 """
 import os
+import threading
 from pathlib import Path
 
 import torch
@@ -51,6 +52,29 @@ class TextEncoder(ModelMixin, ConfigMixin):
         # checkpoint's dtype, and prompts would encode differently from one copy to another.
         self.model = model_cls.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
         self.model.eval().requires_grad_(False)
+        # A fast tokenizer that pads and truncates is not safe to call from two threads at
+        # once ("Already borrowed"): the studio's sessions share one encoder.
+        self._tokenizer_lock = threading.Lock()
+
+    def __getstate__(self):  # a lock cannot be copied: a copy gets its own
+        state = self.__dict__.copy()
+        state.pop("_tokenizer_lock", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._tokenizer_lock = threading.Lock()
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        """Tokens of a prompt the encoder keeps (special tokens included); the rest are cut.
+        The one owner of this limit: the pipeline, the CLI and the studio ask it."""
+        return self.config.max_length
+
+    def count_tokens(self, prompt: str) -> int:
+        """Tokens `prompt` makes before truncation, on the same count as max_prompt_tokens."""
+        with self._tokenizer_lock:
+            return len(self.tokenizer(prompt, truncation=False)["input_ids"])
 
     @property
     def hidden_size(self) -> int:
@@ -60,8 +84,9 @@ class TextEncoder(ModelMixin, ConfigMixin):
     def encode(self, prompts: str | list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """prompts -> (per-token states (B, L, D), attention mask (B, L) bool)."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        batch = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.config.max_length,
-                               return_tensors="pt").to(self.device)
+        with self._tokenizer_lock:
+            batch = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.config.max_length,
+                                   return_tensors="pt").to(self.device)
         states = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
         return states, batch.attention_mask.bool()
 
@@ -73,5 +98,7 @@ class TextEncoder(ModelMixin, ConfigMixin):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, subfolder=None, torch_dtype=None, **kwargs):
         folder = Path(pretrained_model_name_or_path, subfolder or "")
-        encoder = cls.from_config(cls.load_config(str(folder)))
-        return encoder.to(torch_dtype) if torch_dtype is not None else encoder
+        # The encoder stays in float32 whatever dtype the pipeline loads in: its weights come
+        # from the package in float32, it runs once per prompt (cached), and its states are
+        # cast to the transformer's dtype where they are used.
+        return cls.from_config(cls.load_config(str(folder)))

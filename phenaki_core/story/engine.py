@@ -12,108 +12,16 @@ when either no longer matches, so regenerating segment k recomputes k alone and 
 what follows as stale without any flags to keep in sync.
 """
 import hashlib
-import json
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from .pipeline_phenaki import DEFAULT_GUIDANCE
-
-TRANSITIONS = ("continue", "cut")
-MAX_SEGMENT_FRAMES = 8 * 60 * 10  # ten minutes at 8 fps
-MAX_STORY_SEGMENTS = 500
-MAX_PROMPT_CHARS = 1000
-FORMAT = "phenaki-story/1"
-
-
-class StoryError(ValueError):
-    """A story that cannot be rendered; the message says what to change."""
+from ..noise import cpu_generator
+from .timeline import Segment, Story, StoryError
 
 
 class RenderCancelled(Exception):
-    pass
-
-
-@dataclass
-class Segment:
-    prompt: str
-    frames: int
-    seed: int = 0
-    transition: str = "continue"
-
-
-@dataclass
-class Story:
-    segments: list[Segment]
-    num_inference_steps: int = 12
-    guidance_scale: float = DEFAULT_GUIDANCE
-    context_frames: int = 5
-    model: str = "phenaki-shapes-64"
-    model_revision: str | None = None  # the pipeline's `revision` it was rendered with
-
-    def validate(self, clip_frames: int = 11, temporal_patch: int = 2) -> "Story":
-        if not self.segments:
-            raise StoryError("the story has no segments: add at least one prompt")
-        if len(self.segments) > MAX_STORY_SEGMENTS:
-            raise StoryError(f"a story holds at most {MAX_STORY_SEGMENTS} segments, got {len(self.segments)}")
-        for i, s in enumerate(self.segments, 1):
-            if not isinstance(s.prompt, str) or not s.prompt.strip():
-                raise StoryError(f"segment {i}: the prompt is empty")
-            if len(s.prompt) > MAX_PROMPT_CHARS:
-                raise StoryError(f"segment {i}: the prompt is {len(s.prompt)} characters; at most {MAX_PROMPT_CHARS}")
-            if not _is_int(s.frames) or not 1 <= s.frames <= MAX_SEGMENT_FRAMES:
-                raise StoryError(f"segment {i}: duration must be 1 to {MAX_SEGMENT_FRAMES} frames, got {s.frames!r}")
-            if not _is_int(s.seed) or not 0 <= s.seed < 2**31:
-                raise StoryError(f"segment {i}: seed must be an integer from 0 to 2^31-1, got {s.seed!r}")
-            if s.transition not in TRANSITIONS:
-                raise StoryError(f"segment {i}: transition must be one of {TRANSITIONS}, got {s.transition!r}")
-        if not _is_int(self.num_inference_steps) or not 1 <= self.num_inference_steps <= 64:
-            raise StoryError(f"sampling steps must be 1 to 64, got {self.num_inference_steps!r}")
-        g = self.guidance_scale
-        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or not 0 <= g <= 20:
-            raise StoryError(f"guidance must be a finite number from 0 to 20, got {g!r}")
-        if not (self.model_revision is None or isinstance(self.model_revision, str)):
-            raise StoryError(f"the model revision must be a string, got {self.model_revision!r}")
-        k = self.context_frames
-        if not _is_int(k) or not 1 <= k < clip_frames or (k - 1) % temporal_patch:
-            raise StoryError(f"context frames must be 1 + n*{temporal_patch} and below {clip_frames}, got {k!r}")
-        return self
-
-    # -- the sidecar: everything needed to render the same frames again ---------------
-    def to_dict(self) -> dict:
-        return {"format": FORMAT, **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Story":
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise StoryError(f"not a story file (expected format {FORMAT!r})")
-        known = {"prompt", "frames", "seed", "transition"}
-        try:
-            for i, s in enumerate(data["segments"], 1):
-                if not isinstance(s, dict) or not {"prompt", "frames"} <= set(s) <= known:
-                    raise StoryError(f"malformed story file: segment {i} must have prompt and frames, and only {sorted(known)}")
-            segments = [Segment(**s) for s in data["segments"]]
-            fields = {k: data[k] for k in ("num_inference_steps", "guidance_scale", "context_frames", "model",
-                                           "model_revision") if k in data}
-            return cls(segments=segments, **fields)
-        except (KeyError, TypeError) as e:
-            raise StoryError(f"malformed story file: {e}") from None
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> "Story":
-        try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as e:
-            raise StoryError(f"the story file is not valid JSON: {e}") from None
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+    """A render stopped by its `should_cancel`; what was rendered before it is kept."""
 
 
 @dataclass
@@ -147,13 +55,13 @@ def render_segment(pipe, story: Story, index: int, before: np.ndarray | None, sh
     seg, k = story.segments[index], story.context_frames
     context = before[-k:] if seg.transition == "continue" and before is not None and len(before) else None
     fingerprint = _fingerprint(story, context)
-    tp = pipe.vqvae.config.temporal_patch_size
+    tp = pipe.temporal_patch_size
     produced, frames, tokens, clip = 0, [], [], 0
-    n_clips = _clips_needed(seg.frames, context is not None, pipe.clip_frames, k)
+    n_clips = pipe.clips_needed(seg.frames, k, continues=context is not None)
 
     def step_end(p, i, t, kwargs):
         if on_step is not None:
-            on_step(index, clip, n_clips, i, len(p.scheduler.timesteps))
+            on_step(index, clip, n_clips, i, p.num_timesteps)
         if should_cancel is not None and should_cancel():
             p._interrupt = True
         if callback_on_step_end is not None:
@@ -163,7 +71,8 @@ def render_segment(pipe, story: Story, index: int, before: np.ndarray | None, sh
     while produced < seg.frames:
         if context is not None:  # C-ViViT takes 1 + n*tp frames: the longest such tail
             context = context[-(1 + (len(context) - 1) // tp * tp):]
-        generator = torch.Generator().manual_seed(_clip_seed(seg.seed, clip))
+        # Seeded on the CPU, as sidecars have always been: the same numbers on any device.
+        generator = cpu_generator(_clip_seed(seg.seed, clip))
         try:
             clip_frames, clip_tokens = pipe.generate_clip(
                 seg.prompt, context, num_inference_steps=story.num_inference_steps,
@@ -177,11 +86,6 @@ def render_segment(pipe, story: Story, index: int, before: np.ndarray | None, sh
         tail = np.concatenate(([] if context is None else [context]) + [new])
         context, clip = tail[-k:], clip + 1
     return RenderedSegment(seg, fingerprint, np.concatenate(frames)[: seg.frames], tokens)
-
-
-def _clips_needed(frames: int, has_context: bool, clip_frames: int, k: int) -> int:
-    first = clip_frames - k if has_context else clip_frames
-    return 1 + max(0, math.ceil((frames - first) / (clip_frames - k)))
 
 
 class StoryRenderer:
@@ -227,13 +131,13 @@ class StoryRenderer:
         return flags
 
     def render_segment(self, index: int, **hooks) -> RenderedSegment:
-        self.story.validate(self.pipe.clip_frames, self.pipe.vqvae.config.temporal_patch_size)
+        self.story.validate(self.pipe.clip_frames, self.pipe.temporal_patch_size)
         self.results[index] = render_segment(self.pipe, self.story, index, self._before(index), **hooks)
         return self.results[index]
 
     def render(self, start: int = 0, on_segment_done=None, **hooks) -> list[RenderedSegment]:
         """Render segments from `start` on, skipping those already fresh."""
-        self.story.validate(self.pipe.clip_frames, self.pipe.vqvae.config.temporal_patch_size)
+        self.story.validate(self.pipe.clip_frames, self.pipe.temporal_patch_size)
         for i in range(start, len(self.story.segments)):
             if self.stale()[i]:
                 self.render_segment(i, **hooks)
