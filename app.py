@@ -86,7 +86,7 @@ def smoke(pipe, args, model: str) -> int:
     """One clip through the studio's own path: a session's project, its renderer, its MP4 export."""
     from app.render import Studio, new_session_id
     from app.ui import build_demo
-    from phenaki_core.pipelines.story import Segment
+    from phenaki_core.story import Segment
 
     build_demo(pipe, projects_dir=args.projects_dir, work_dir=args.work_dir, model=model)  # the page builds
     st = Studio(pipe, new_session_id(), Path(args.projects_dir), Path(args.work_dir), model)

@@ -17,7 +17,7 @@ from app.bundle import (
     write_bundle,
 )
 from app.project import Project
-from phenaki_core.pipelines import RenderedSegment, Segment
+from phenaki_core.story import RenderedSegment, Segment
 
 SAMPLING = (12, 3.0, 5)
 

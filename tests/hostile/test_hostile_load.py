@@ -21,7 +21,7 @@ import psutil
 import pytest
 from hostile_helpers import add, client, summary
 
-from phenaki_core.pipelines.story import Segment, Story, StoryRenderer
+from phenaki_core.story import Segment, Story, StoryRenderer
 
 CLIENTS, RENDERS = 8, 5
 PROMPTS = ["a red circle moves right", "a blue square moves left", "a green triangle moves up",
@@ -87,7 +87,7 @@ KILL_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from tests.conftest import make_tiny_pipeline
     from app.render import Studio
-    from phenaki_core.pipelines.story import Segment
+    from phenaki_core.story import Segment
 
     st = Studio(make_tiny_pipeline(), {sid!r}, {projects!r}, {work!r}, "tiny")
     st.project.set_settings(num_inference_steps=2)

@@ -146,7 +146,7 @@ def test_render_failure_message_has_no_internals(tiny_pipe, tmp_path, monkeypatc
     """A render that fails unexpectedly said "rendering failed: RuntimeError: <its text>", which
     can hold server paths and library internals; now it says what to do."""
     from app.render import Studio, new_session_id
-    from phenaki_core.pipelines.story import Segment, StoryRenderer
+    from phenaki_core.story import Segment, StoryRenderer
 
     st = Studio(tiny_pipe, new_session_id(), tmp_path / "p", tmp_path / "w", "tiny")
     st.project.set_settings(num_inference_steps=1)

@@ -122,7 +122,7 @@ def test_recently_touched_file_keeps_an_old_folder(tiny_pipe, tmp_path):
 def test_project_from_another_model_is_warned_about(tmp_path):
     """The check compared the server's model with itself (from_dict stamped it on the file)."""
     p = Project(clip_frames=11, temporal_patch=2, frame_size=32, model_fps=8, model="phenaki-other")
-    from phenaki_core.pipelines.story import Segment
+    from phenaki_core.story import Segment
     p.add(Segment("a red circle moves right", 11, 1))
     text = p.to_json()
     loaded = Project.from_json(text, clip_frames=11, temporal_patch=2, frame_size=32, model_fps=8, model="tiny")
@@ -137,7 +137,7 @@ def test_other_model_warning_reaches_the_page(studio, tmp_path):
 
     url = studio[0]
     p = Project(clip_frames=11, temporal_patch=2, frame_size=32, model_fps=8, model="phenaki-other")
-    from phenaki_core.pipelines.story import Segment
+    from phenaki_core.story import Segment
     p.add(Segment("a red circle moves right", 11, 1))
     path = tmp_path / "other.json"
     path.write_text(p.to_json())

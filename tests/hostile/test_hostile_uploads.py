@@ -202,7 +202,7 @@ def test_long_rendered_story_export_refused_before_copying(tiny_pipe, tmp_path, 
     """A rendered 176-frame story at 1024 px: the original code upscaled every frame (over 1 GB
     with the writer's copy); now the export is refused with the size that fits."""
     from app.render import Studio, new_session_id
-    from phenaki_core.pipelines.story import Segment
+    from phenaki_core.story import Segment
 
     st = Studio(tiny_pipe, new_session_id(), tmp_path / "p", tmp_path / "w", "tiny")
     st.project.set_settings(num_inference_steps=1, export_size=1024)
