@@ -103,7 +103,7 @@ def test_story_clip_changes_motion_or_colour():
 
     rng = np.random.default_rng(5)
     motion_changes = 0
-    for _ in range(200):
+    for _ in range(120):
         frames, text, change = sample_story_clip(rng, 64, 11)
         after = parse_caption(text)
         assert 1 <= change <= 9 and (after["colour"], after["shape"]) not in HELD_OUT
@@ -118,7 +118,7 @@ def test_story_clip_changes_motion_or_colour():
             now = read_motion(readings[change - 1], readings[-1])
             assert now == after["motion"] and before != now, (text, change, before, now)
             motion_changes += 1
-    assert motion_changes >= 20
+    assert motion_changes >= 10
 
 
 def test_captions_round_trip():
