@@ -31,18 +31,27 @@ def test_mp4_round_trip_is_browser_playable_h264(tmp_path, clip):
 
 
 def test_mp4_pads_odd_sides_to_even(tmp_path, clip):
-    frames = read_video(write_video(clip[:, :31, :29], tmp_path / "odd.mp4"))
+    frames = read_video(write_video(clip[:, :31, :29], tmp_path / "odd.mp4")).astype(int)
     assert frames.shape[1:3] == (32, 30)
+    assert np.abs(frames[:, :31, :29] - clip[:, :31, :29]).mean() < 12  # the picture where it was
+    # the padding repeats the last row and column (lossy, so nearly)
+    assert np.abs(frames[:, 31] - frames[:, 30]).mean() < 12 and np.abs(frames[:, :, 29] - frames[:, :, 28]).mean() < 12
 
 
 def test_gif_npy_and_png_strip(tmp_path, clip):
     with Image.open(write_video(clip, tmp_path / "clip.gif", fps=8)) as gif:
-        assert gif.n_frames > 1 and gif.info["loop"] == 0 and gif.size == (32, 32)
+        assert gif.n_frames == 11 and gif.info["loop"] == 0 and gif.size == (32, 32)
+        assert abs(gif.info["duration"] - 125) <= 10  # 8 fps, in the GIF format's 10 ms steps
+        frames = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            frames.append(np.asarray(gif.convert("RGB")))
+    assert np.array_equal(np.stack(frames), clip)  # two flat colours: a GIF's palette keeps them exactly
     npy = write_video(clip, tmp_path / "clip.npy", size=64)
     saved = np.load(npy)
-    assert saved.dtype == np.uint8 and saved.shape == (11, 64, 64, 3)
+    assert saved.dtype == np.uint8 and np.array_equal(saved, clip.repeat(2, axis=1).repeat(2, axis=2))
     with Image.open(write_video(clip, tmp_path / "strip.png", max_frames=4)) as png:
-        assert png.size == (4 * 32, 32)
+        assert np.array_equal(np.asarray(png.convert("RGB")), frame_strip(clip, 4))
 
 
 def test_frame_strip_spaces_frames_evenly(clip):
@@ -169,7 +178,7 @@ def test_sidecar_writes_are_atomic_when_the_writer_dies_half_way(tmp_path, clip,
 def test_load_init_frames_from_an_image_and_a_video(tmp_path, clip):
     Image.fromarray(np.zeros((40, 60, 3), np.uint8) + 200).save(tmp_path / "still.png")
     still = load_init_frames(tmp_path / "still.png", 32)
-    assert still.shape == (1, 32, 32, 3) and still.dtype == np.uint8
+    assert still.shape == (1, 32, 32, 3) and still.dtype == np.uint8 and (still == 200).all()
 
     write_video(clip, tmp_path / "clip.mp4", fps=8)
     tail = load_init_frames(tmp_path / "clip.mp4", 32, max_frames=5)

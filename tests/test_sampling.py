@@ -140,15 +140,28 @@ def test_call_returns_uint8_frames_and_other_output_types(tiny_pipe):
     assert out.frames.shape == (11, 32, 32, 3) and out.frames.dtype == np.uint8
     pil = tiny_pipe("a red circle moves left", seed=0, output_type="pil").frames
     assert len(pil) == 11 and np.array_equal(np.asarray(pil[0]), out.frames[0])
+    assert all(np.array_equal(np.asarray(p), f) for p, f in zip(pil, out.frames))
     pt = tiny_pipe("a red circle moves left", seed=0, output_type="pt").frames
     assert pt.shape == (3, 11, 32, 32) and pt.min() >= -1 and pt.max() <= 1
+    assert torch.equal(pt, torch.from_numpy(out.frames).permute(3, 0, 1, 2).float() / 127.5 - 1)  # the same frames
+    assert not np.array_equal(tiny_pipe("a red circle moves left", seed=1).frames, out.frames)  # the seed decides
     with pytest.raises(ValueError, match="output_type"):
         tiny_pipe("x", seed=0, output_type="latent-ish")
 
 
-def test_bfloat16_pipeline_runs_on_cpu(tiny_pipe):
+def test_bfloat16_pipeline_samples_in_bfloat16_on_cpu(tiny_pipe):
     import copy
 
     pipe = copy.deepcopy(tiny_pipe).to(dtype=torch.bfloat16)
-    out = pipe("a green square moves up", seed=3, num_inference_steps=4)
-    assert out.frames.shape == (11, 32, 32, 3)
+    dtypes = []
+    hook = pipe.transformer.register_forward_hook(lambda m, args, out: dtypes.append(out.dtype))
+    try:
+        out = pipe("a green square moves up", seed=3, num_inference_steps=4)
+        again = pipe("a green square moves up", seed=3, num_inference_steps=4)
+    finally:
+        hook.remove()
+    assert dtypes and set(dtypes) == {torch.bfloat16}  # the transformer really ran in bfloat16
+    assert pipe.vqvae.dtype == torch.bfloat16 and pipe.revision != tiny_pipe.revision
+    assert out.frames.shape == (11, 32, 32, 3) and out.frames.dtype == np.uint8
+    assert np.array_equal(out.frames, again.frames)  # as reproducible as float32
+    assert len(np.unique(out.frames.reshape(-1, 3), axis=0)) > 1  # a picture, not one flat colour
