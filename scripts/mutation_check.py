@@ -79,9 +79,8 @@ MUTANTS = [
            ("tests/test_models.py", "-k", "causal or prefix")),
     Mutant("frozen-prefix-overwritten", "a continuing clip keeps the re-encoded context tokens exactly",
            "phenaki_core/schedulers/scheduling_maskgit.py",
-           "        unknown = tokens == self.config.mask_token_id\n        if logits.dim()",
-           "        unknown = torch.ones_like(tokens, dtype=torch.bool)  # every position redrawn\n"
-           "        if logits.dim()",
+           'self._log_prob = torch.full(tokens.shape, float("inf"), device=tokens.device)',
+           'self._log_prob = torch.full(tokens.shape, float("-inf"), device=tokens.device)  # known = least likely',
            ("tests/test_sampling.py", "tests/test_story.py")),
     Mutant("context-not-re-encoded", "the next clip's prefix is the C-ViViT tokens of the last K frames",
            "phenaki_core/pipelines/pipeline_phenaki.py",
