@@ -194,7 +194,7 @@ def scratch_copy(root: Path, dest: Path) -> Path:
     return dest
 
 
-FAILED = re.compile(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$", re.M)
+FAILED = re.compile(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$", re.MULTILINE)
 
 
 def run_mutant(m: Mutant, tree: Path, full: bool, timeout: int) -> dict:
@@ -211,7 +211,7 @@ def run_mutant(m: Mutant, tree: Path, full: bool, timeout: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.monotonic()
     try:
-        run = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+        run = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return {"result": "timed out", "detail": f"no verdict within {timeout} s", "seconds": timeout}
     finally:

@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
-from phenaki_core.io import load_sidecar, read_video  # noqa: E402
-from phenaki_core.pipelines.story import Story, StoryRenderer  # noqa: E402
+from phenaki_core.io import load_sidecar, read_video
+from phenaki_core.pipelines.story import Story, StoryRenderer
 
 
 def free_port() -> int:

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.browser
 IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
 if not IN_CI:
     pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect, sync_playwright
 
-from phenaki_core.io import read_video  # noqa: E402
+from phenaki_core.io import read_video
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -10,7 +10,6 @@ import torch
 
 from phenaki_core import MaskGitScheduler
 
-
 SCRIPT = """
 import sys, numpy as np
 from phenaki_core import PhenakiPipeline
