@@ -211,7 +211,7 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
     assert np.array_equal(again, first), "the loaded project re-rendered other frames"
 
 
-def test_bad_input_shows_a_message_and_changes_nothing(page, studio_url, tmp_path):
+def test_bad_input_shows_a_message_and_changes_nothing(page, studio_url, tiny_pipe, tmp_path):
     page.goto(studio_url)
     expect(page.locator("#timeline-empty")).to_be_visible()
     page.fill("#prompt textarea", "x" * 10_000)
@@ -234,11 +234,19 @@ def test_bad_input_shows_a_message_and_changes_nothing(page, studio_url, tmp_pat
     page.fill("#duration input", "400")
     page.click("#add")
     expect(page.locator("#timeline .seg-row")).to_have_count(1)
-    page.click("#render-all")
-    expect(page.locator("#progress-text")).to_contain_text("step")
-    expect(page.locator("#timeline .seg-row")).to_be_visible()  # not hidden by the progress
-    shot(page, "08-rendering")
-    page.click("#cancel")
-    page.wait_for_selector("#progress-box[data-state=cancelled]", timeout=T)
-    wait_statuses(page, ["not rendered"])
+    forwards = []  # the shared pipeline's sampling steps, counted where they happen
+    hook = tiny_pipe.transformer.register_forward_hook(lambda *a: forwards.append(1))
+    try:
+        page.click("#render-all")
+        expect(page.locator("#progress-text")).to_contain_text("step")
+        expect(page.locator("#timeline .seg-row")).to_be_visible()  # not hidden by the progress
+        shot(page, "08-rendering")
+        page.click("#cancel")
+        page.wait_for_selector("#progress-box[data-state=cancelled]", timeout=T)
+        wait_statuses(page, ["not rendered"])
+        stopped_at = len(forwards)
+        page.wait_for_timeout(1000)
+        assert stopped_at > 0 and len(forwards) == stopped_at, "the pipeline kept sampling after Cancel"
+    finally:
+        hook.remove()
     shot(page, "09-cancelled")
