@@ -230,17 +230,29 @@ def run_mutant(m: Mutant, tree: Path, full: bool, timeout: int) -> dict:
 
 
 def report_markdown(rows: list[tuple[Mutant, dict]], full: bool) -> str:
-    lines = ["| mutant | claim it breaks | file | result | first failing test |", "|---|---|---|---|---|"]
+    lines = ["| mutant | claim it breaks | file | result | first failing test | wall s |", "|---|---|---|---|---|---|"]
     for m, r in rows:
-        test = r.get("test", "")
-        if r["result"] != "caught":
-            test = r.get("detail", "")
-        lines.append(f"| `{m.name}` | {m.claim} | `{m.file}` | {r['result']} | `{test}` |" if test else
-                     f"| `{m.name}` | {m.claim} | `{m.file}` | {r['result']} | |")
+        test = r.get("test", "") if r["result"] == "caught" else r.get("detail", "")
+        seconds = f"{r['seconds']:.0f}" if "seconds" in r else ""
+        lines.append(f"| `{m.name}` | {m.claim} | `{m.file}` | {r['result']} | {f'`{test}`' if test else ''} | {seconds} |")
     caught = sum(r["result"] == "caught" for _, r in rows)
     scope = "the whole suite" if full else "each mutant's own subset of the suite"
     return "\n".join([f"{caught} of {len(rows)} mutants caught, run against {scope} with `pytest -x`.", "",
                       *lines, ""])
+
+
+START, END = "<!-- mutation results -->", "<!-- /mutation results -->"
+
+
+def write_report(path: Path, table: str):
+    """Replace the results between the markers of an existing report (its prose stays), or write the table alone."""
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        text = f"{head}{START}\n{table}{END}{rest.split(END, 1)[1]}"
+    else:
+        text = f"{START}\n{table}{END}\n"
+    path.write_text(text, encoding="utf-8")
 
 
 def main(argv=None) -> int:
@@ -280,7 +292,7 @@ def main(argv=None) -> int:
     print()
     print(table)
     if args.report:
-        args.report.write_text(table, encoding="utf-8")
+        write_report(args.report, table)
     return 0 if all(r["result"] == "caught" for _, r in rows) else 1
 
 
