@@ -97,7 +97,7 @@ def thumb_pixels(page) -> list[np.ndarray]:
 def export_file(page, fmt: str, dest: Path) -> Path:
     """Export in `fmt` from the Story video tab and download the new file (not a link left by an earlier export)."""
     open_tab(page, "Story video", "#export")
-    page.get_by_label(fmt).check()
+    page.locator("#export-format").get_by_role("radio", name=fmt, exact=True).check()
     old = page.evaluate("() => Array.from(document.querySelectorAll('#export-files a')).map(a => a.href)")
     page.click("#export")
     selector = f'#export-files a[download$=".{fmt}"]'
