@@ -6,14 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
-from phenaki_core.io import read_video  # noqa: E402
-from phenaki_core.story import Story, StoryRenderer  # noqa: E402
+from phenaki_core.io import load_sidecar, read_video
+from phenaki_core.story import Story, StoryRenderer
 
 
 def free_port() -> int:
@@ -158,7 +159,7 @@ def test_sessions_are_separate_and_project_files(server, tmp_path):
     assert s["segments"][0]["prompt"] == "a white square stays still"
 
 
-def test_start_from_image(server, tmp_path):
+def test_start_from_image(server, tiny_pipe, tmp_path):
     url, _ = server
     c = client(url)
     fast(c)
@@ -169,6 +170,15 @@ def test_start_from_image(server, tmp_path):
     assert s["init_frames"] == 1
     s = c.predict(1, api_name="/render_story")[0]
     assert statuses(s) == ["rendered"]
+    npy, sidecar = export(c, "npy")
+    story, init, _ = load_sidecar(sidecar)
+    assert init.shape == (1, 32, 32, 3) and (init == (200, 30, 30)).all()  # the upload, cropped to the model's size
+    # The render continued the image: the same story from the image renders these frames, without it others.
+    with_image, without = StoryRenderer(tiny_pipe, story, init_frames=init), StoryRenderer(tiny_pipe, story)
+    with_image.render(), without.render()
+    assert np.array_equal(np.load(npy), with_image.frames())
+    assert torch.equal(with_image.results[0].tokens[0][:1], tiny_pipe.encode_frames(init)[0])
+    assert not np.array_equal(np.load(npy), without.frames())
     s = c.predict(1, api_name="/clear_init")[0]
     assert s["init_frames"] == 0 and statuses(s) == ["stale"]  # its context changed
 
@@ -230,36 +240,55 @@ def test_serves_only_files_it_made(server):
         assert e.value.code in (403, 404)
 
 
-def test_cancel_stops_the_render(server):
+def wait_for(condition, what: str, limit_s: float = 120):
+    """A watchdog, not a timing check: poll until `condition()`, fail with a message if it never comes."""
+    for _ in range(int(limit_s / 0.05)):
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"{what} (nothing after {limit_s:g} s)")
+
+
+def test_cancel_stops_the_render(server, tiny_pipe):
     url, _ = server
     c = client(url)
     c.predict(None, 64, 3.0, 8, 64, api_name="/set_settings")
     add(c, "a red circle moves right", frames=400)  # far longer than the test waits for
-    job = c.submit(1, api_name="/render_story")
-    deadline = time.monotonic() + 120
-    while not any("step" in str(o[5]) for o in job.outputs()) and not job.done():
-        assert time.monotonic() < deadline, "the render never reported a step"
-        time.sleep(0.05)
-    c.predict(1, api_name="/cancel")
-    out = job.result(timeout=120)
-    assert "Cancelled" in out[5], out[5]
-    assert statuses(out[0]) == ["not rendered"]
-    # the worker really stopped: the next render starts at once from a free queue slot
-    s = c.predict(None, 2, 3.0, 8, 64, api_name="/set_settings")[0]
-    assert s["settings"]["steps"] == 2
+    forwards = []  # the shared pipeline's sampling steps, counted where they happen
+    hook = tiny_pipe.transformer.register_forward_hook(lambda *a: forwards.append(1))
+    try:
+        job = c.submit(1, api_name="/render_story")
+        wait_for(lambda: any("step" in str(o[5]) for o in job.outputs()) or job.done(), "the render never reported a step")
+        c.predict(1, api_name="/cancel")
+        out = job.result(timeout=120)
+        assert "Cancelled" in out[5], out[5]
+        assert statuses(out[0]) == ["not rendered"]
+        # The sampling really stopped: the pipeline takes no step once the render says it was cancelled.
+        stopped_at = len(forwards)
+        assert stopped_at > 0
+        time.sleep(1.0)
+        assert len(forwards) == stopped_at, f"{len(forwards) - stopped_at} sampling steps ran after the cancel"
+    finally:
+        hook.remove()
+    s = summary(c)
+    assert statuses(s) == ["not rendered"] and s["segments"][0]["takes"] == []  # no take appeared after the cancel
 
 
-def test_two_clients_render_at_once(server):
+def test_two_clients_render_at_once_the_frames_each_would_get_alone(server, tiny_pipe):
     url, _ = server
-    a, b = client(url), client(url)
-    for c, text in ((a, "a red circle moves right"), (b, "a cyan square moves down")):
-        fast(c)
-        add(c, text, seed=3)
-    ja, jb = a.submit(1, api_name="/render_story"), b.submit(1, api_name="/render_story")
-    sa, sb = ja.result(timeout=300)[0], jb.result(timeout=300)[0]
-    assert statuses(sa) == statuses(sb) == ["rendered"]
-    assert [x["prompt"] for x in sa["segments"]] == ["a red circle moves right"]
-    assert [x["prompt"] for x in sb["segments"]] == ["a cyan square moves down"]
+    clients = [client(url) for _ in range(3)]
+    texts = ["a red circle moves right", "a cyan square moves down", "a yellow triangle grows"]
+    for c, text in zip(clients, texts):
+        c.predict(None, 12, 3.0, 8, 64, api_name="/set_settings")
+        add(c, text, frames=23, seed=3)  # three clips each: long enough for the renders to overlap
+    jobs = [c.submit(1, api_name="/render_story") for c in clients]
+    results = [j.result(timeout=300)[0] for j in jobs]
+    for c, s, text in zip(clients, results, texts):
+        assert statuses(s) == ["rendered"] and [x["prompt"] for x in s["segments"]] == [text]
+        npy, sidecar = export(c, "npy")
+        alone = StoryRenderer(tiny_pipe, load_sidecar(sidecar)[0])  # the same story, rendered alone afterwards
+        alone.render()
+        assert np.array_equal(np.load(npy), alone.frames()), f"{text!r}: rendered beside others, other frames"
 
 
 def test_autosave_survives_a_restart(tiny_pipe, tmp_path):

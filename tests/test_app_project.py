@@ -190,7 +190,7 @@ def _hostile(base: dict):
         (json.dumps(base).replace(f'"guidance_scale": {DEFAULT_GUIDANCE}', '"guidance_scale": NaN'), "NaN"),
         (json.dumps(base).replace(f'"guidance_scale": {DEFAULT_GUIDANCE}', '"guidance_scale": 1e999'), "guidance"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply|not a Phenaki"),
-        ("\xff\xfe", None),
+        (b"\xff\xfe{}", "UTF-8"),  # a UTF-16 byte-order mark: bytes as read from disk
     ]
 
 
@@ -199,7 +199,7 @@ def test_hostile_project_files_rejected_project_unchanged(project, tmp_path):
     assert base["format"] == PROJECT_FORMAT
     before = project.to_json(history=True)
     for text, message in _hostile(base):
-        if message is None:
+        if message is None:  # the one allowed case, checked below
             continue
         with pytest.raises(ProjectError, match=message):
             project.adopt(Project.from_json(text, **project.limits()))
@@ -207,8 +207,7 @@ def test_hostile_project_files_rejected_project_unchanged(project, tmp_path):
     # a prompt that looks like a path is only text: it loads, and nothing reads it
     ok = Project.from_json(_hostile(base)[3][0], **project.limits())
     assert ok.items[0].segment.prompt == "../../etc/passwd"
-    with pytest.raises(ProjectError, match="UTF-8"):
-        Project.from_json(b"\xff\xfe{}", **project.limits())
+    assert sum(message is None for _, message in _hostile(base)) == 1  # every other case ran above
     big = tmp_path / "big.json"
     big.write_bytes(b" " * (9 * 1024 * 1024))
     with pytest.raises(ProjectError, match="too large"):

@@ -110,10 +110,18 @@ def test_continuity():
 
 def test_story_clip_segments_read_as_captioned():
     rng = np.random.default_rng(6)
+    checked = 0
     for _ in range(30):
         frames, text, change = sample_story_clip(rng, 64, 11)
         result = check_clip(frames[change:], text)
         assert result.colour and result.shape and result.style
+        # The caption's motion is the one from the change on (frame change-1 is where it starts);
+        # over two or three frames a size change is too small to read, so motion is judged on 5 or more.
+        moving = frames[change - 1:]
+        if len(moving) >= 5:
+            assert check_clip(moving, text).motion, (text, change)
+            checked += 1
+    assert checked >= 15
 
 
 def test_summarize():

@@ -5,6 +5,8 @@ import sys
 import numpy as np
 import pytest
 
+from phenaki_core.eval import check_clip
+from phenaki_core.io import load_sidecar
 from phenaki_core.pipelines import DEFAULT_MODEL, load_pipeline
 from phenaki_core.story import Segment, Story, StoryRenderer
 
@@ -24,14 +26,23 @@ def test_model_folder_is_small_safetensors():
     assert sum(f.stat().st_size for f in files) < 60e6
 
 
-def test_cli_generates_with_the_default_model(tmp_path):
+def test_cli_generates_with_the_default_model(default_pipe, tmp_path):
     out = tmp_path / "clip.npy"
-    run = subprocess.run([sys.executable, "-m", "phenaki_core.cli", "generate", "--prompt", "a red circle moves right",
-                          "--prompt", "a blue circle moves right", "--frames", "11", "--out", str(out)],
+    prompts = ["a red circle moves right", "a blue circle moves right"]
+    run = subprocess.run([sys.executable, "-m", "phenaki_core.cli", "generate", "--prompt", prompts[0],
+                          "--prompt", prompts[1], "--frames", "11", "--out", str(out)],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     frames = np.load(out)
     assert frames.shape == (22, 64, 64, 3) and frames.dtype == np.uint8
+    # The shipped model's frames, as the library renders the story the CLI recorded, bit for bit
+    story = load_sidecar(out.with_suffix(".story.json"))[0]
+    assert [s.prompt for s in story.segments] == prompts and story.model_revision == default_pipe.revision
+    again = StoryRenderer(default_pipe, story)
+    again.render()
+    assert np.array_equal(again.frames(), frames)
+    # and they show what was asked: the colour of each segment (the quality floor judges the rest)
+    assert check_clip(frames[:11], prompts[0]).colour and check_clip(frames[11:], prompts[1]).colour
 
 
 def test_story_continues_the_default_model_exactly(default_pipe):

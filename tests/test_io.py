@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import av
 import numpy as np
@@ -30,18 +31,27 @@ def test_mp4_round_trip_is_browser_playable_h264(tmp_path, clip):
 
 
 def test_mp4_pads_odd_sides_to_even(tmp_path, clip):
-    frames = read_video(write_video(clip[:, :31, :29], tmp_path / "odd.mp4"))
+    frames = read_video(write_video(clip[:, :31, :29], tmp_path / "odd.mp4")).astype(int)
     assert frames.shape[1:3] == (32, 30)
+    assert np.abs(frames[:, :31, :29] - clip[:, :31, :29]).mean() < 12  # the picture where it was
+    # the padding repeats the last row and column (lossy, so nearly)
+    assert np.abs(frames[:, 31] - frames[:, 30]).mean() < 12 and np.abs(frames[:, :, 29] - frames[:, :, 28]).mean() < 12
 
 
 def test_gif_npy_and_png_strip(tmp_path, clip):
     with Image.open(write_video(clip, tmp_path / "clip.gif", fps=8)) as gif:
-        assert gif.n_frames > 1 and gif.info["loop"] == 0 and gif.size == (32, 32)
+        assert gif.n_frames == 11 and gif.info["loop"] == 0 and gif.size == (32, 32)
+        assert abs(gif.info["duration"] - 125) <= 10  # 8 fps, in the GIF format's 10 ms steps
+        frames = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            frames.append(np.asarray(gif.convert("RGB")))
+    assert np.array_equal(np.stack(frames), clip)  # two flat colours: a GIF's palette keeps them exactly
     npy = write_video(clip, tmp_path / "clip.npy", size=64)
     saved = np.load(npy)
-    assert saved.dtype == np.uint8 and saved.shape == (11, 64, 64, 3)
+    assert saved.dtype == np.uint8 and np.array_equal(saved, clip.repeat(2, axis=1).repeat(2, axis=2))
     with Image.open(write_video(clip, tmp_path / "strip.png", max_frames=4)) as png:
-        assert png.size == (4 * 32, 32)
+        assert np.array_equal(np.asarray(png.convert("RGB")), frame_strip(clip, 4))
 
 
 def test_frame_strip_spaces_frames_evenly(clip):
@@ -61,10 +71,11 @@ def test_upscale_nearest_replicates_pixels_exactly(clip):
         upscale(clip, 64, "sinc")
 
 
-def test_writes_are_atomic_and_check_the_suffix(tmp_path, clip):
+def test_refused_writes_leave_nothing_and_overwrites_leave_one_file(tmp_path, clip):
     for name in ("a.mp4", "a.gif", "a.npy", "a.png"):
         write_video(clip, tmp_path / name)
-    write_video(clip, tmp_path / "a.npy")  # overwriting is fine too
+    write_video(clip[::-1].copy(), tmp_path / "a.npy")  # overwriting is fine too
+    assert np.array_equal(np.load(tmp_path / "a.npy"), clip[::-1])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "a.mp4", "a.npy", "a.png"]
     with pytest.raises(ValueError, match="must end in one of"):
         write_video(clip, tmp_path / "a.avi")
@@ -73,10 +84,103 @@ def test_writes_are_atomic_and_check_the_suffix(tmp_path, clip):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "a.mp4", "a.npy", "a.png"]
 
 
+class Killed(BaseException):
+    """The process dying in the middle of a write (a BaseException, as KeyboardInterrupt is)."""
+
+
+def _dies_half_way(path):
+    """The writer had written half of the file when the process died."""
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])
+    raise Killed(f"killed while writing {Path(path).name}")
+
+
+def _crash_mid_write(monkeypatch, suffix):
+    """Make the writer of `suffix` write half of its file, then die."""
+    import phenaki_core.io as io_mod
+
+    if suffix in (".mp4", ".gif"):
+        name = "_write_mp4" if suffix == ".mp4" else "_write_gif"
+        real = getattr(io_mod, name)
+
+        def writer(frames, path, fps):
+            real(frames, path, fps)
+            _dies_half_way(path)
+        monkeypatch.setattr(io_mod, name, writer)
+    elif suffix == ".npy":
+        real_save = np.save
+
+        def save(f, array, *a, **k):
+            real_save(f, array, *a, **k)
+            f.flush()
+            _dies_half_way(f.name)
+        monkeypatch.setattr(io_mod.np, "save", save)
+    elif suffix == ".png":
+        real_save = Image.Image.save
+
+        def save(image, fp, *a, **k):
+            real_save(image, fp, *a, **k)
+            _dies_half_way(fp)
+        monkeypatch.setattr(Image.Image, "save", save)
+    else:  # the sidecar
+        real_write = Path.write_text
+
+        def write_text(self, data, *a, **k):
+            real_write(self, data, *a, **k)
+            _dies_half_way(self)
+        monkeypatch.setattr(Path, "write_text", write_text)
+
+
+def _readable(path):
+    suffix = path.suffix
+    if suffix == ".npy":
+        return np.load(path)
+    if suffix == ".json":
+        return json.loads(path.read_text())
+    if suffix == ".mp4":
+        return read_video(path)
+    with Image.open(path) as image:
+        image.load()
+        return np.asarray(image)
+
+
+@pytest.mark.parametrize("name", ["a.mp4", "a.gif", "a.npy", "a.png"])
+def test_writes_are_atomic_when_the_writer_dies_half_way(tmp_path, clip, monkeypatch, name):
+    """A crash in the middle of a write leaves the old file whole (or no file), never half
+    of the new one, and no temporary file beside it."""
+    target = tmp_path / name
+    write_video(clip, target)
+    old = target.read_bytes()
+    fresh = tmp_path / f"new{target.suffix}"
+
+    _crash_mid_write(monkeypatch, target.suffix)
+    for path in (target, fresh):
+        with pytest.raises(Killed):
+            write_video(clip[::-1].copy(), path)
+    monkeypatch.undo()
+
+    assert target.read_bytes() == old, f"{name} was changed by a write that died half way"
+    _readable(target)  # still the whole old file
+    assert not fresh.exists(), "a write that died half way left a file where none was"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name], "temporary files left behind"
+
+
+def test_sidecar_writes_are_atomic_when_the_writer_dies_half_way(tmp_path, clip, monkeypatch):
+    story = Story([Segment("a red circle moves right", 11, seed=3)])
+    video, sidecar = export_story(clip, story, tmp_path / "s.npy")
+    old = sidecar.read_bytes()
+    _crash_mid_write(monkeypatch, ".json")
+    with pytest.raises(Killed):
+        export_story(clip, Story([Segment("a blue square moves up", 11, seed=4)]), video)
+    monkeypatch.undo()
+    assert sidecar.read_bytes() == old and load_sidecar(sidecar)[0] == story
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npy", "s.story.json"], "temporary files left behind"
+
+
 def test_load_init_frames_from_an_image_and_a_video(tmp_path, clip):
     Image.fromarray(np.zeros((40, 60, 3), np.uint8) + 200).save(tmp_path / "still.png")
     still = load_init_frames(tmp_path / "still.png", 32)
-    assert still.shape == (1, 32, 32, 3) and still.dtype == np.uint8
+    assert still.shape == (1, 32, 32, 3) and still.dtype == np.uint8 and (still == 200).all()
 
     write_video(clip, tmp_path / "clip.mp4", fps=8)
     tail = load_init_frames(tmp_path / "clip.mp4", 32, max_frames=5)

@@ -1,4 +1,5 @@
 """save_pretrained / from_pretrained round trip in a fresh offline process, and the revision that sidecars record."""
+import copy
 import json
 import os
 import subprocess
@@ -8,7 +9,6 @@ import numpy as np
 import torch
 
 from phenaki_core import MaskGitScheduler
-
 
 SCRIPT = """
 import sys, numpy as np
@@ -37,17 +37,53 @@ def test_round_trip_in_a_fresh_offline_process(tiny_pipe, tmp_path):
     assert expected.shape == (1, 26, 32, 32, 3)
 
 
-def test_revision_follows_the_weights_and_the_sampling_settings(tiny_pipe):
+def _tensors_to_perturb(module, every_nth_module: int = 1):
+    """(name, tensor) of the state dict: the first tensor of every module that holds any
+    (every n-th such module for the big text encoder), so each module is covered."""
+    owners = {}
+    for name, tensor in module.state_dict(keep_vars=True).items():
+        owners.setdefault(name.rpartition(".")[0], (name, tensor))
+    picked = list(owners.values())[::every_nth_module]
+    return picked + ([list(owners.values())[-1]] if picked[-1] is not list(owners.values())[-1] else [])
+
+
+def test_revision_follows_every_weight_of_every_component_and_the_sampling_settings(tiny_pipe):
+    """The sidecar's "the weights changed" warning relies on this: a retrained decoder or text
+    encoder, not only a retrained transformer, gives another revision."""
     from conftest import make_tiny_pipeline
 
-    twin = make_tiny_pipeline(text_encoder=tiny_pipe.text_encoder)
-    assert twin.revision == tiny_pipe.revision
-    with torch.no_grad():
-        twin.transformer.to_logits.weight[0, 0] += 1e-3
-    assert twin.revision != tiny_pipe.revision
-    twin = make_tiny_pipeline(text_encoder=tiny_pipe.text_encoder)
-    twin.scheduler = MaskGitScheduler.from_config(twin.scheduler.config, refine_steps=0)
-    assert twin.revision != tiny_pipe.revision
+    twin = make_tiny_pipeline(text_encoder=copy.deepcopy(tiny_pipe.text_encoder))
+    base = twin.revision
+    assert base == tiny_pipe.revision
+    checked = {}
+    for component, nth in (("text_encoder", 6), ("vqvae", 1), ("transformer", 1)):
+        module = getattr(twin, component)
+        for name, tensor in _tensors_to_perturb(module, nth):
+            with torch.no_grad():
+                flat = tensor.data.view(-1)
+                old = flat[0].clone()
+                flat[0] += 1
+                changed = twin.revision
+                flat[0] = old
+            assert changed != base, f"changing {component}.{name} left the revision as it was"
+            checked[component] = checked.get(component, 0) + 1
+    assert twin.revision == base  # every weight back as it was
+    assert checked["vqvae"] >= 12 and checked["transformer"] >= 5 and checked["text_encoder"] >= 10, checked
+
+    # The dtype the weights are held in decides the frames too.
+    twin.vqvae.to(torch.float64)
+    assert twin.revision != base
+    twin.vqvae.to(torch.float32)
+    assert twin.revision == base
+
+    for key, value in twin.scheduler.config.items():
+        if key.startswith("_"):
+            continue
+        other = value + 1 if isinstance(value, int) else value / 2 if value else 0.5
+        twin.scheduler = MaskGitScheduler.from_config(tiny_pipe.scheduler.config, **{key: other})
+        assert twin.revision != base, f"scheduler setting {key} changed and the revision did not"
+    twin.scheduler = MaskGitScheduler.from_config(tiny_pipe.scheduler.config)
+    assert twin.revision == base
 
 
 def test_cli_sidecar_names_its_model_and_warns_when_rendered_on_other_weights(tiny_pipe, tmp_path):

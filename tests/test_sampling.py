@@ -124,6 +124,31 @@ def test_guidance_is_one_batched_forward_per_step(tiny_pipe):
     assert calls == [4] * 5 + [2] * 2  # unguided refinement: the conditional rows alone
 
 
+def test_guidance_pushes_the_logits_from_the_null_text_towards_the_prompt(tiny_pipe, monkeypatch):
+    """Classifier-free guidance: logits = null + scale * (cond - null), the full scale while
+    sampling and 1 + refine_guidance * (scale - 1) in refinement."""
+    seen, real_step = [], tiny_pipe.scheduler.step
+
+    def step(logits, i, sample, generator=None):
+        seen.append((i, logits.clone(), sample.clone()))
+        return real_step(logits, i, sample, generator)
+
+    monkeypatch.setattr(tiny_pipe.scheduler, "step", step)
+    prompt, scale = ["a red circle moves left"], 3.0
+    tiny_pipe.sample_tokens(prompt, num_inference_steps=2, guidance_scale=scale, generator=torch.Generator().manual_seed(0))
+    states, mask = tiny_pipe.encode_prompt(prompt)
+    refine = tiny_pipe.scheduler.config.refine_guidance
+    assert [i for i, _, _ in seen] == [0, 1, 2, 3]
+    for i, logits, sample in seen:
+        unknown = sample == tiny_pipe.transformer.mask_token_id
+        with torch.no_grad():
+            cond = tiny_pipe.transformer(sample, states, mask, logits_at=unknown).float()
+            null = tiny_pipe.transformer(sample, states, mask, torch.tensor([True]), logits_at=unknown).float()
+        s = scale if i < 2 else 1 + refine * (scale - 1)
+        assert not torch.allclose(cond, null, atol=1e-3)  # the prompt matters, so the sign shows
+        assert torch.allclose(logits, null + s * (cond - null), atol=1e-4), f"step {i}"
+
+
 def test_callback_and_interrupt(tiny_pipe):
     seen = []
 
@@ -138,9 +163,19 @@ def test_callback_and_interrupt(tiny_pipe):
     assert seen == [0, 1, 2]
 
 
-def test_bfloat16_pipeline_runs_on_cpu(tiny_pipe):
+def test_bfloat16_pipeline_samples_in_bfloat16_on_cpu(tiny_pipe):
     import copy
 
     pipe = copy.deepcopy(tiny_pipe).to(dtype=torch.bfloat16)
-    out = pipe("a green square moves up", generator=torch.Generator().manual_seed(3), num_inference_steps=4)
+    dtypes = []
+    hook = pipe.transformer.register_forward_hook(lambda m, args, out: dtypes.append(out.dtype))
+    try:
+        out = pipe("a green square moves up", generator=torch.Generator().manual_seed(3), num_inference_steps=4)
+        again = pipe("a green square moves up", generator=torch.Generator().manual_seed(3), num_inference_steps=4)
+    finally:
+        hook.remove()
+    assert dtypes and set(dtypes) == {torch.bfloat16}  # the transformer really ran in bfloat16
+    assert pipe.vqvae.dtype == torch.bfloat16 and pipe.revision != tiny_pipe.revision
     assert out.frames.shape == (1, 11, 32, 32, 3)
+    assert np.array_equal(out.frames, again.frames)  # as reproducible as float32
+    assert len(np.unique(out.frames.reshape(-1, 3), axis=0)) > 1  # a picture, not one flat colour

@@ -99,12 +99,26 @@ def test_motion_stays_inside_the_frame(size):
 
 
 def test_story_clip_changes_motion_or_colour():
+    from phenaki_core.eval.checker import read_frame, read_motion
+
     rng = np.random.default_rng(5)
-    for _ in range(50):
+    motion_changes = 0
+    for _ in range(120):
         frames, text, change = sample_story_clip(rng, 64, 11)
         after = parse_caption(text)
         assert 1 <= change <= 9 and (after["colour"], after["shape"]) not in HELD_OUT
         assert (frames[change] == COLOURS[after["colour"]]).all(-1).any()
+        readings = [read_frame(f) for f in frames]
+        if readings[change - 1].colour != readings[change].colour:
+            continue  # the colour changed at the change frame
+        # Otherwise the motion did: the caption's motion from the change on, another before it
+        # (judged where both stretches are 5 frames or more, long enough to read a size change).
+        if change >= 5 and len(frames) - change >= 4:
+            before = read_motion(readings[0], readings[change - 1])
+            now = read_motion(readings[change - 1], readings[-1])
+            assert now == after["motion"] and before != now, (text, change, before, now)
+            motion_changes += 1
+    assert motion_changes >= 10
 
 
 def test_captions_round_trip():

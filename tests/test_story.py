@@ -1,6 +1,5 @@
 """The story engine on a tiny model: continuation, frozen past, regeneration, sidecars."""
 import math
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -67,25 +66,33 @@ def test_regenerating_k_keeps_earlier_frames_and_marks_later_stale(tiny_pipe):
     assert r.stale() == [False, False, False]
 
 
-def test_long_segment_continues_itself_with_flat_cost(tiny_pipe):
+def test_long_segment_continues_itself_with_the_same_work_per_clip(tiny_pipe, monkeypatch):
+    """The window slides: every clip re-encodes the last K frames and samples one clip's
+    tokens, however long the segment already is, so the cost of a clip stays flat."""
     s = story("a white square moves left", frames=11 + 6 * 39, num_inference_steps=2)  # 40 clips
-    lengths, peaks = [], []
+    contexts, forwards = [], []
+    real = tiny_pipe.generate_clip
 
-    def on_step(seg, clip, n, step, steps):
-        if step == 0:
-            lengths.append(clip)
-            peaks.append(tracemalloc.get_traced_memory()[0])
+    def generate_clip(prompt, context_frames=None, **sampling):
+        contexts.append(None if context_frames is None else len(context_frames))
+        return real(prompt, context_frames, **sampling)
 
-    tracemalloc.start()
-    r = StoryRenderer(tiny_pipe, s)
-    r.render(on_step=on_step)
-    tracemalloc.stop()
+    monkeypatch.setattr(tiny_pipe, "generate_clip", generate_clip)
+    hook = tiny_pipe.transformer.register_forward_hook(lambda m, args, out: forwards.append(tuple(args[0].shape)))
+    try:
+        r = StoryRenderer(tiny_pipe, s)
+        r.render()
+    finally:
+        hook.remove()
     assert len(r.results[0].frames) == 245 and len(r.results[0].tokens) == 40
+    assert contexts == [None] + [5] * 39  # the last K frames, never the whole past
+    assert len(forwards) == 40 * len(tiny_pipe.scheduler.timesteps) and len(set(forwards)) == 1
     assert all(t.shape == r.results[0].tokens[0].shape for t in r.results[0].tokens)
-    # Memory in use at each clip's start grows only by the stored frames, not by the context.
-    frame_bytes = 32 * 32 * 3 * 6
-    growth = (peaks[-1] - peaks[5]) / (len(peaks) - 6)
-    assert growth < 20 * frame_bytes, f"memory grows {growth:.0f} B a clip"
+    # Each clip continues the one before: its frozen prefix is the re-encoded tail of the segment so far.
+    frames = r.results[0].frames
+    for clip in (1, 20, 39):
+        end = 11 + 6 * (clip - 1)
+        assert torch.equal(r.results[0].tokens[clip][:3], tiny_pipe.encode_frames(frames[end - 5:end])[0])
 
 
 def test_same_story_renders_bit_identical_and_sidecar_round_trips(tiny_pipe):
@@ -101,6 +108,13 @@ def test_odd_durations_are_trimmed_exactly(tiny_pipe):
     r = StoryRenderer(tiny_pipe, story("a red circle moves right", "a cyan square", frames=3, num_inference_steps=2))
     r.render()
     assert r.frames().shape[0] == 6
+    # Trimmed, not resampled: a 3-frame segment is the first 3 frames of the same segment at full length.
+    full = StoryRenderer(tiny_pipe, story("a red circle moves right", frames=11, num_inference_steps=2))
+    full.render()
+    assert np.array_equal(r.results[0].frames, full.results[0].frames[:3])
+    # and the next segment continues the 3 frames it follows, not the clip they were cut from
+    prefix = tiny_pipe.encode_frames(r.results[0].frames)[0]
+    assert torch.equal(r.results[1].tokens[0][:2], prefix)
 
 
 def test_init_frames_are_continued(tiny_pipe):
