@@ -310,7 +310,10 @@ _JS = r"""
       m.classList.toggle('ph-current', hit);
       if (hit) on = m;
     });
-    if (!on) { const last = bar.querySelector('.ph-mark:last-of-type'); if (last && t >= Number(last.dataset.end) - 1e-3) last.classList.add('ph-current'); }
+    if (!on) {
+      const last = bar.querySelector('.ph-mark:last-of-type');
+      if (last && t >= Number(last.dataset.end) - 1e-3) last.classList.add('ph-current');
+    }
     bar.dataset.current = on ? on.dataset.segment : '';
   };
   let raf = 0;

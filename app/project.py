@@ -411,7 +411,7 @@ class Project:
                                    f"{self.frame_size}x{self.frame_size} RGB")
         self.init_frames = frames
 
-    def adopt(self, other: "Project"):
+    def adopt(self, other: Project):
         """Replace the timeline, settings and init frames with `other`'s (a loaded file or an
         example) as one undoable step. Items and takes get fresh ids, so loading the same file
         twice never mixes two items up."""
@@ -503,7 +503,7 @@ class Project:
         return atomic_write(path, self.to_json(history))
 
     @classmethod
-    def from_dict(cls, data, **limits) -> "Project":
+    def from_dict(cls, data, **limits) -> Project:
         """A new project from a file's data; ProjectError with a clear message for anything wrong."""
         try:
             return cls._from_dict(data, **limits)
@@ -515,7 +515,7 @@ class Project:
             raise ProjectError(f"bad project file: malformed or missing field ({type(e).__name__}: {e})") from None
 
     @classmethod
-    def _from_dict(cls, data, **limits) -> "Project":
+    def _from_dict(cls, data, **limits) -> Project:
         if not isinstance(data, dict) or data.get("format") != PROJECT_FORMAT:
             raise ProjectError(f"not a Phenaki Studio project (expected \"format\": \"{PROJECT_FORMAT}\")")
         p = cls(**limits)
@@ -600,7 +600,7 @@ class Project:
         return {"items": items, "settings": settings}
 
     @classmethod
-    def from_json(cls, text, **limits) -> "Project":
+    def from_json(cls, text, **limits) -> Project:
         if isinstance(text, bytes):
             if len(text) > MAX_PROJECT_BYTES:
                 raise ProjectError(f"the project file is too large (over {MAX_PROJECT_BYTES // 2**20} MB)")
@@ -619,7 +619,7 @@ class Project:
         return cls.from_dict(data, **limits)
 
     @classmethod
-    def load(cls, path: str | Path, **limits) -> "Project":
+    def load(cls, path: str | Path, **limits) -> Project:
         path = Path(path)
         if path.stat().st_size > MAX_PROJECT_BYTES:
             raise ProjectError(f"the project file is too large (over {MAX_PROJECT_BYTES // 2**20} MB)")

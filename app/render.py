@@ -104,7 +104,7 @@ class Studio:
 
     # -- persistence ----------------------------------------------------------------------
     @classmethod
-    def restore(cls, pipe, session_id, projects_dir, work_dir, model) -> "Studio":
+    def restore(cls, pipe, session_id, projects_dir, work_dir, model) -> Studio:
         """The session's autosaved project (or a new one when there is none or it is unreadable)."""
         st = cls(pipe, session_id, projects_dir, work_dir, model)
         path = st.save_dir / "project.json"

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def child(keep: bool) -> dict:
     import torch
-
     from bench_speed import GUIDANCE, bench_pipeline, timed, tokenizer_step
+
     from phenaki_core.runtime import keep_freed_memory
 
     took = keep_freed_memory() if keep else False

@@ -20,6 +20,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_speed import timed  # noqa: E402
+
 from phenaki_core.models.blocks import plain_attention  # noqa: E402
 from phenaki_core.runtime import keep_freed_memory  # noqa: E402
 

@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from phenaki_core.eval.checker import check_clip, check_continuity  # noqa: E402
 from phenaki_core.io import export_story  # noqa: E402
 from phenaki_core.pipelines import load_pipeline  # noqa: E402
-from phenaki_core.story import Segment, Story, StoryRenderer  # noqa: E402
 from phenaki_core.runtime import keep_freed_memory  # noqa: E402
+from phenaki_core.story import Segment, Story, StoryRenderer  # noqa: E402
 
 # (prompt, frames). Every prompt is possible in Shapes World: an object moving 2 px a frame
 # crosses a 64-px frame within 32 frames, so motions are short and holds are long, and the

@@ -38,9 +38,8 @@ from phenaki_core.eval.evaluate import CONTEXT_FRAMES, StoryPlanner, clip_prompt
 from phenaki_core.eval.tokenizer_eval import psnr, to_float, to_uint8
 from phenaki_core.models.upsampler import TokenUpsampler, redraw_segment
 from phenaki_core.pipelines import load_pipeline
-from phenaki_core.story import Segment, Story
 from phenaki_core.pipelines.default import DEFAULT_MODEL
-from phenaki_core.story import render_segment
+from phenaki_core.story import Segment, Story, render_segment
 from phenaki_core.training.train_upsampler import render_pair
 
 UPSCALERS = {"nearest": Image.NEAREST, "bicubic": Image.BICUBIC, "Lanczos": Image.LANCZOS}

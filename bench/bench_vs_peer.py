@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_speed import GUIDANCE, bench_pipeline, timed, tokenizer_step  # noqa: E402
+
 from phenaki_core.runtime import KEEP_BYTES  # noqa: E402
 
 

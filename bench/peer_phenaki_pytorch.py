@@ -28,8 +28,8 @@ from transformers import T5Config, T5EncoderModel, T5Tokenizer  # noqa: E402,F40
 for name in ("torchvision", "torchvision.transforms", "torchvision.utils", "torchvision.datasets", "torchvision.models"):
     sys.modules[name] = _Stub(name)
 
-import torch  # noqa: E402
 import phenaki_pytorch.phenaki_pytorch as pp  # noqa: E402
+import torch  # noqa: E402
 
 pp.get_encoded_dim = lambda name: 384
 

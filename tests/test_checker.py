@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from phenaki_core.data.shapes_world import (
-    COLOURS, MOTIONS, SHAPES, Scene, caption, render, sample_image_scene, sample_story_clip, sample_video_scene,
+    COLOURS,
+    MOTIONS,
+    SHAPES,
+    Scene,
+    caption,
+    render,
+    sample_image_scene,
+    sample_story_clip,
+    sample_video_scene,
 )
 from phenaki_core.eval.checker import check_clip, check_continuity, read_frame, summarize
 

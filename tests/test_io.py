@@ -8,8 +8,7 @@ from PIL import Image
 
 from phenaki_core import Segment, Story, StoryError
 from phenaki_core.data import shapes_world as sw
-from phenaki_core.io import (export_story, frame_strip, load_init_frames, load_sidecar, read_video, upscale,
-                             write_video)
+from phenaki_core.io import export_story, frame_strip, load_init_frames, load_sidecar, read_video, upscale, write_video
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from phenaki_core import CViViT, FSQ, MaskGitTransformer
+from phenaki_core import FSQ, CViViT, MaskGitTransformer
 
 
 @pytest.fixture(scope="module")

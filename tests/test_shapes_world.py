@@ -7,8 +7,20 @@ import torch
 
 from phenaki_core.data import shapes_world as sw
 from phenaki_core.data.shapes_world import (
-    BACKGROUNDS, COLOURS, HELD_OUT, MOTIONS, SHAPES, Scene, ShapesWorld, caption, parse_caption, render,
-    sample_batch, sample_image_scene, sample_story_clip, sample_video_scene,
+    BACKGROUNDS,
+    COLOURS,
+    HELD_OUT,
+    MOTIONS,
+    SHAPES,
+    Scene,
+    ShapesWorld,
+    caption,
+    parse_caption,
+    render,
+    sample_batch,
+    sample_image_scene,
+    sample_story_clip,
+    sample_video_scene,
 )
 
 

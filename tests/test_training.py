@@ -325,7 +325,8 @@ def test_transformer_training_carries_an_init_over_to_another_tokenizer(tmp_path
     out = run("train-transformer", "--out", str(tmp_path / "run"), "--init", str(tmp_path / "init"), *common)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "code tables carried over" in out.stdout + out.stderr
-    init, trained = MaskGitTransformer.from_pretrained(tmp_path / "init"), MaskGitTransformer.from_pretrained(tmp_path / "run" / "pipeline" / "transformer")
+    init = MaskGitTransformer.from_pretrained(tmp_path / "init")
+    trained = MaskGitTransformer.from_pretrained(tmp_path / "run" / "pipeline" / "transformer")
     assert not torch.allclose(init.token_emb.weight, trained.token_emb.weight, atol=1e-2)
     alone = run("train-transformer", "--out", str(tmp_path / "alone"), *common)
     assert alone.returncode != 0 and "give --init too" in alone.stderr and "Traceback" not in alone.stderr

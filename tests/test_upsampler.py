@@ -224,8 +224,7 @@ def test_a_story_segment_redraws_from_its_tokens(tiny_pipe):
     """Each clip's tokens, minus the context it continued, give the segment's frames again:
     at the tokenizer's size exactly those the story engine rendered."""
     from phenaki_core.models.upsampler import redraw_segment
-    from phenaki_core.story import Segment, Story
-    from phenaki_core.story import render_segment
+    from phenaki_core.story import Segment, Story, render_segment
 
     story = Story([Segment("a red circle moves right", 6, 1, "continue"), Segment("a red circle moves up", 14, 2, "continue")],
                   num_inference_steps=2, context_frames=5)

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 # On CPU, three plain ops (plain_attention) beat PyTorch's kernels up to these lengths
 # (bench/bench_kernels.py). In bf16, as in training under autocast, forward and backward:
 # 1.5-3x its unfused path and 3.4-7x the fused kernel on the tokenizer's 6 and 64 tokens,

@@ -39,7 +39,8 @@ def make_accelerator(args):
     # accelerate's own multi-process CPU launch goes through MPI; with torchrun's launcher
     # (`accelerate launch --multi_gpu`) a machine without an accelerator trains on its CPU
     # processes, over gloo, only if told it is a CPU run.
-    return Accelerator(cpu=not torch.accelerator.is_available(), mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.grad_accum,
+    return Accelerator(cpu=not torch.accelerator.is_available(), mixed_precision=args.mixed_precision,
+                       gradient_accumulation_steps=args.grad_accum,
                        log_with=None if args.report_to == "none" else args.report_to, project_config=config,
                        step_scheduler_with_optimizer=False)
 
