@@ -27,7 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--model", help="a Phenaki model folder (default: the shipped Shapes World model)")
     ap.add_argument("--host", help="address to bind (default: $GRADIO_SERVER_NAME, else 127.0.0.1: this machine only)")
     ap.add_argument("--port", type=int, help="port (default: $GRADIO_SERVER_PORT, else 7860)")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="auto", help="auto (a CUDA GPU when there is one), cpu, cuda or cuda:N")
+    ap.add_argument("--dtype", default="auto", help="auto (bfloat16 on a GPU that has it, else float32), float32, bfloat16")
     ap.add_argument("--projects-dir", default=os.environ.get("PHENAKI_STUDIO_PROJECTS", "outputs/projects"),
                     help="where each browser session's project is autosaved")
     ap.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "phenaki-studio"),
@@ -69,8 +70,12 @@ def port_problem(host: str, port: int) -> str | None:
 
 
 def missing_model_page(folder: Path, error: str):
+    import html
+
     import gradio as gr
 
+    # Markdown renders HTML: the error and the folder name come from outside, so escape them.
+    error, folder = html.escape(error), html.escape(str(folder)).replace("`", "'")
     with gr.Blocks(title="Phenaki Studio: no model", analytics_enabled=False) as demo:
         gr.Markdown(
             f"# Phenaki Studio\n**No model to generate with.** {error}\n\n"
@@ -104,27 +109,36 @@ def main(argv=None) -> int:
         return 1
 
     from phenaki_core.pipelines.default import DEFAULT_MODEL, load_pipeline
-    from phenaki_core.runtime import keep_freed_memory
+    from phenaki_core.runtime import keep_freed_memory, resolve_device, resolve_dtype
 
+    try:
+        device = resolve_device(args.device)
+        dtype = resolve_dtype(args.dtype, device)
+    except ValueError as e:  # e.g. --device cuda on a machine without a GPU: before any work
+        say(str(e))
+        return 2
     keep_freed_memory()
     folder = Path(args.model) if args.model else DEFAULT_MODEL
     try:
-        pipe = load_pipeline(folder, device=args.device)
+        pipe = load_pipeline(folder, device=device, dtype=dtype)
     except (OSError, ValueError) as e:  # missing folder, corrupt or unsafe weights: a page that says so
         say(f"no usable model ({e}); pass --model PATH/TO/A/PHENAKI/FOLDER")
         if args.smoke:
             return 1
         demo = missing_model_page(folder, str(e))
+        launch_extra = {}
     else:
         if args.smoke:
             return smoke(pipe, args, folder.name)
+        from app.bounds import launch_kwargs
         from app.ui import build_demo
 
         demo = build_demo(pipe, projects_dir=args.projects_dir, work_dir=args.work_dir, model=folder.name)
+        launch_extra = launch_kwargs(args.host)  # the upload limit and the Host header check
     try:
         demo.queue(default_concurrency_limit=args.concurrency).launch(
             server_name=args.host, server_port=args.port, share=False, show_error=False, allowed_paths=[],
-            footer_links=["api"])
+            footer_links=["api"], **launch_extra)
     except OSError as e:  # the port was taken between the check and the launch
         say(f"cannot serve on {args.host}:{args.port}: {e}")
         return 1

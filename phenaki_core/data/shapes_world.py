@@ -1,6 +1,6 @@
 """Shapes World: the built-in text-video world.
 
-Everything here follows the contract in shared/toyworld.md. Pixel quantities are given
+Everything here follows the contract in docs/shapes-world.md. Pixel quantities are given
 for 64x64 frames and scale linearly with the frame size, so the same scene can be drawn
 at any multiple of 8. Rendering is plain numpy on whole frame stacks, cheap enough to
 generate training data on the fly instead of reading it from disk.

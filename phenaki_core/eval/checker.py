@@ -1,6 +1,6 @@
 """The Shapes World checker: reads a clip's object and scores it against its prompt.
 
-Implements "The checker" in shared/toyworld.md rule by rule, so that its scores agree with
+Implements "The checker" in docs/shapes-world.md rule by rule, so that its scores agree with
 any other checker written from that page. Pixel thresholds are for 64x64 and scale with
 the frame width (areas with its square).
 """

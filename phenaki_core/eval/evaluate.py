@@ -1,4 +1,4 @@
-"""The Shapes World evaluation (shared/toyworld.md, "Evaluation sets") as a Markdown report.
+"""The Shapes World evaluation (docs/shapes-world.md, "Evaluation sets") as a Markdown report.
 
 Sets: seen compositions, held-out compositions, the image-only "outlined" style asked for
 as video, and stories whose prompt changes motion, then colour, then shape. Optional
@@ -306,7 +306,7 @@ def _report(results: dict, files: dict, settings: dict) -> str:
         f"- n = {s['n']} clips per set; stories: {s['n_stories']}; sampling steps = {s['steps']}, then "
         f"{s['refine'][0]} refinement steps (from {s['refine'][1]:.0%} of the new tokens); "
         f"guidance = {s['guidance']}; seed = {s['seed']}",
-        f"- clips of {s['frames']} frames at {s['size']}x{s['size']}, scored by the checker of shared/toyworld.md",
+        f"- clips of {s['frames']} frames at {s['size']}x{s['size']}, scored by the checker of docs/shapes-world.md",
         f"- every figure below was computed by the run that wrote this report ({s['seconds']:.0f} s)", "",
         "## Prompt adherence", "",
         "Fraction of clips whose colour, shape, style and motion all match the prompt, and each attribute alone.", "",

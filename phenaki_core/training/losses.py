@@ -1,35 +1,8 @@
 """The training losses of Phenaki, as plain functions the trainers call."""
-import math
+import functools
 
 import torch
 import torch.nn.functional as F
-
-
-def cosine_mask_ratio(u: torch.Tensor) -> torch.Tensor:
-    """MaskGIT's schedule: u ~ U(0, 1) -> fraction of tokens masked, cos(pi/2 * u)."""
-    return torch.cos(math.pi / 2 * u)
-
-
-def random_mask(tokens: torch.Tensor, is_image: torch.Tensor, prefix_frames: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """Which tokens to mask: (B, T', g, g) bool.
-
-    A ratio from the cosine schedule per sample, over the positions the sample is scored
-    on: an image's first frame only; a continuation's frames after its frozen prefix.
-    At least one position is always masked.
-    """
-    b, t, h, w = tokens.shape
-    frame = torch.arange(t, device=tokens.device)[None, :, None, None]
-    scored = torch.ones_like(tokens, dtype=torch.bool)
-    scored &= ~(is_image[:, None, None, None] & (frame > 0))
-    if prefix_frames is not None:
-        scored &= frame >= prefix_frames[:, None, None, None]
-    n_scored = scored.flatten(1).sum(1)
-    u = torch.rand(b, generator=generator, device=tokens.device)
-    n_mask = (cosine_mask_ratio(u) * n_scored).ceil().clamp(min=1).long()
-    noise = torch.rand(tokens.shape, generator=generator, device=tokens.device).masked_fill(~scored, 2.0)
-    ranks = noise.flatten(1).argsort(1).argsort(1).view_as(tokens)
-    return ranks < n_mask[:, None, None, None]
 
 
 def masked_token_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
@@ -68,13 +41,18 @@ def object_tokens(tokens: torch.Tensor) -> torch.Tensor:
 
 
 def prepare_masked_batch(tokens, is_image, mask_id, prefix_frames=None, generator=None):
-    """Inputs and loss mask for one MaskGIT step. An image's later frames are all masked:
-    an image is a video whose first frame alone is known to the loss."""
-    mask = random_mask(tokens, is_image, prefix_frames, generator)
-    inputs = tokens.masked_fill(mask, mask_id)
-    frame = torch.arange(tokens.shape[1], device=tokens.device)[None, :, None, None]
-    inputs = inputs.masked_fill(is_image[:, None, None, None] & (frame > 0), mask_id)
-    return inputs, mask
+    """Inputs and loss mask for one MaskGIT step, by the scheduler's own masking, so the
+    cosine schedule that sampling follows is written once (`MaskGitScheduler.mask_tokens`):
+    a cosine share of each sample's scored positions, an image's later frames all masked
+    (an image is a video whose first frame alone is known to the loss)."""
+    return _masker(mask_id).mask_tokens(tokens, is_image, prefix_frames, generator)
+
+
+@functools.lru_cache(maxsize=8)
+def _masker(mask_id: int):
+    from ..schedulers import MaskGitScheduler
+
+    return MaskGitScheduler(mask_token_id=int(mask_id))
 
 
 def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, object_weight: float = 1.0) -> torch.Tensor:

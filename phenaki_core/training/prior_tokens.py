@@ -6,7 +6,7 @@ tokens mean could draw what was meant, where a thin stroke would otherwise break
 in a ring, and Shapes World's checker reads it as solid). So a random share of each
 clip's tokens is masked and drawn again by the frozen transformer, in one pass at
 temperature 1, and the decoder learns to draw the ground truth from them. On Shapes
-World it drew sampled outlined shapes no better (the model card, training step 17): there
+World it drew sampled outlined shapes no better (docs/research-log.md, the redrawn-token decoder run): there
 the sampled tokens compose the ring wrongly, not just a few of them off.
 """
 import torch

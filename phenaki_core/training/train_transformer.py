@@ -229,7 +229,7 @@ def transformer_step(args, acc, model, opt, schedule, b, text, tokenizer) -> dic
 
 def mask_tokens(tokens, is_image, mask_id, prefix_frames=None):
     """Which tokens a step hides and scores (the cosine schedule), and the inputs with them
-    hidden: the one place training masks, for the scheduler's own masking to replace."""
+    hidden: the one place training masks, through the scheduler's own schedule."""
     from . import losses
 
     return losses.prepare_masked_batch(tokens, is_image, mask_id, prefix_frames, generator=None)
