@@ -33,3 +33,10 @@ def text_encoder():
 @pytest.fixture(scope="session")
 def tiny_pipe(text_encoder):
     return make_tiny_pipeline(text_encoder=text_encoder)
+
+
+@pytest.fixture(scope="session")
+def make_tiny():
+    """`make_tiny_pipeline` as a fixture: `from conftest import ...` would find whichever
+    conftest module was imported first (tests/hostile has its own)."""
+    return make_tiny_pipeline

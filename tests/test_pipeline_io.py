@@ -47,12 +47,10 @@ def _tensors_to_perturb(module, every_nth_module: int = 1):
     return picked + ([list(owners.values())[-1]] if picked[-1] is not list(owners.values())[-1] else [])
 
 
-def test_revision_follows_every_weight_of_every_component_and_the_sampling_settings(tiny_pipe):
+def test_revision_follows_every_weight_of_every_component_and_the_sampling_settings(tiny_pipe, make_tiny):
     """The sidecar's "the weights changed" warning relies on this: a retrained decoder or text
     encoder, not only a retrained transformer, gives another revision."""
-    from conftest import make_tiny_pipeline
-
-    twin = make_tiny_pipeline(text_encoder=copy.deepcopy(tiny_pipe.text_encoder))
+    twin = make_tiny(text_encoder=copy.deepcopy(tiny_pipe.text_encoder))
     base = twin.revision
     assert base == tiny_pipe.revision
     checked = {}
@@ -86,12 +84,10 @@ def test_revision_follows_every_weight_of_every_component_and_the_sampling_setti
     assert twin.revision == base
 
 
-def test_cli_sidecar_names_its_model_and_warns_when_rendered_on_other_weights(tiny_pipe, tmp_path):
-    from conftest import make_tiny_pipeline
-
+def test_cli_sidecar_names_its_model_and_warns_when_rendered_on_other_weights(tiny_pipe, tmp_path, make_tiny):
     ours, other = tmp_path / "ours", tmp_path / "other"
     tiny_pipe.save_pretrained(ours)
-    make_tiny_pipeline(seed=1, text_encoder=tiny_pipe.text_encoder).save_pretrained(other)
+    make_tiny(seed=1, text_encoder=tiny_pipe.text_encoder).save_pretrained(other)
 
     def generate(model, *args, out):
         run = subprocess.run([sys.executable, "-m", "phenaki_core.cli", "generate", "--model", str(model), *args,

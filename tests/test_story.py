@@ -23,10 +23,8 @@ def test_continuation_freezes_the_re_encoded_context(tiny_pipe):
     assert len(r.results[1].frames) == 11
 
 
-def test_one_frame_tubelets_continue_every_context_frame(text_encoder):
-    from conftest import make_tiny_pipeline
-
-    pipe = make_tiny_pipeline(text_encoder=text_encoder, temporal_patch_size=1)
+def test_one_frame_tubelets_continue_every_context_frame(text_encoder, make_tiny):
+    pipe = make_tiny(text_encoder=text_encoder, temporal_patch_size=1)
     r = StoryRenderer(pipe, story("a red circle moves right", "a red circle moves down", frames=9, num_inference_steps=3))
     r.render()
     prefix = pipe.encode_frames(r.results[0].frames[-5:])[0]
