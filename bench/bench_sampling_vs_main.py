@@ -1,6 +1,7 @@
-"""Sampling speed and frames of this tree against another checkout (default /work/main), in one run.
+"""Sampling speed and frames of this tree against another checkout, in one run.
 
-    python bench/bench_sampling_vs_main.py [--other /work/main] [--rounds 3] [--threads 2]
+    git worktree add /tmp/before HEAD~1   # or any commit to compare with
+    python bench/bench_sampling_vs_main.py --other /tmp/before [--rounds 3] [--threads 2]
 
 Each measure runs in a fresh process per tree, the trees alternating round by round (A B A B
 ...), so drift on a shared machine falls on both. Prints the median of each measure per tree
@@ -67,7 +68,7 @@ def run(tree: Path, threads: int, frames_path: Path) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--other", default="/work/main", help="the checkout to compare with (read only)")
+    ap.add_argument("--other", required=True, help="the checkout to compare with (read only)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="also write the table to this Markdown file")
