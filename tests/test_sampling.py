@@ -129,9 +129,9 @@ def test_guidance_pushes_the_logits_from_the_null_text_towards_the_prompt(tiny_p
     sampling and 1 + refine_guidance * (scale - 1) in refinement."""
     seen, real_step = [], tiny_pipe.scheduler.step
 
-    def step(logits, i, sample, generator=None):
+    def step(logits, i, sample, generator=None, **kwargs):
         seen.append((i, logits.clone(), sample.clone()))
-        return real_step(logits, i, sample, generator)
+        return real_step(logits, i, sample, generator, **kwargs)
 
     monkeypatch.setattr(tiny_pipe.scheduler, "step", step)
     prompt, scale = ["a red circle moves left"], 3.0

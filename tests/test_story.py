@@ -84,7 +84,8 @@ def test_long_segment_continues_itself_with_the_same_work_per_clip(tiny_pipe, mo
         hook.remove()
     assert len(r.results[0].frames) == 245 and len(r.results[0].tokens) == 40
     assert contexts == [None] + [5] * 39  # the last K frames, never the whole past
-    assert len(forwards) == 40 * len(tiny_pipe.scheduler.timesteps) and len(set(forwards)) == 1
+    steps_per_clip = 2 + tiny_pipe.scheduler.config.refine_steps  # the story's 2 MaskGIT steps, then refinement
+    assert len(forwards) == 40 * steps_per_clip and len(set(forwards)) == 1
     assert all(t.shape == r.results[0].tokens[0].shape for t in r.results[0].tokens)
     # Each clip continues the one before: its frozen prefix is the re-encoded tail of the segment so far.
     frames = r.results[0].frames

@@ -134,7 +134,8 @@ def main(args):
     from ..models.upsampler import TokenUpsampler
     from ..pipelines.default import DEFAULT_MODEL
     from .batches import on_device
-    from .common import EMA, Budget, Checkpointer, learning_rate
+    from .common import Budget, ema_copy, lr_schedule, make_ema
+    from .run import Run
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -144,25 +145,22 @@ def main(args):
     model = TokenUpsampler.from_tokenizer(tokenizer, scale=args.scale, channels=args.channels, blocks=args.blocks)
     head = [p for n, p in model.named_parameters() if n.startswith("up.")]
     trunk = [p for n, p in model.named_parameters() if not n.startswith("up.")]
-    opt = torch.optim.AdamW([{"params": head, "scale": 1.0}, {"params": trunk, "scale": args.trunk_lr_scale}],
-                            lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    ema = EMA(model)
-    ckpt, step = Checkpointer(args.out, 60 * args.checkpoint_minutes), 0
-    if args.resume and (state := ckpt.load()) is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        ema.model.load_state_dict(state["ema"])
-        step = state["step"]
-        acc.print(f"resumed at step {step}")
-    model, opt = acc.prepare(model, opt)
+    opt = torch.optim.AdamW([{"params": head, "lr": args.lr}, {"params": trunk, "lr": args.lr * args.trunk_lr_scale}],
+                            betas=(0.9, 0.99), weight_decay=0.0)
+    budget = Budget(args.steps, args.minutes)
+    schedule = lr_schedule(opt, budget, 100, args.lr_decay)  # per group: the trunk keeps its fraction
+    ema = make_ema(model, decay=0.999)
+    args.report_to = "none"
+    model, opt, schedule = acc.prepare(model, opt, schedule)
+    run = Run(acc, args, "phenaki-upsampler", ema)  # the shared run folder: accelerate's save_state
+    step = run.resume() if args.resume else 0
     tokenizer.to(acc.device)
-    ema.model.to(acc.device)
+    ema.to(acc.device)
 
     size, frames = tokenizer.config.image_size, 11
     batches = paired_batches(args.seed * 1000 + step + acc.process_index,  # a resumed run sees new data
                              args.batch_videos, args.batch_images, size, args.scale, frames)
     probe = fixed_probe(size, args.scale)
-    budget = Budget(args.steps, args.minutes, start_step=step)
     bar = tqdm(total=args.steps, initial=step, disable=not acc.is_local_main_process, dynamic_ncols=True)
     t0 = time.time()
     while not budget.done(step):
@@ -187,24 +185,22 @@ def main(args):
         opt.zero_grad(set_to_none=True)
         acc.backward(rec)
         acc.clip_grad_norm_(model.parameters(), 1.0)
-        for group in opt.param_groups:
-            group["lr"] = group["scale"] * learning_rate(args.lr, step, budget, 100, args.lr_decay)
         opt.step()
-        ema.update(acc.unwrap_model(model), step)
-        step += 1
+        schedule.step()
+        ema.step(acc.unwrap_model(model).parameters())
+        step = run.position.step = step + 1
         record = {"step": step, "l2": rec.item()}
         bar.update(1)
         bar.set_postfix(l2=f"{rec.item():.4f}")
         if step % args.eval_every == 0 and acc.is_main_process:
-            record.update(probe_psnr(ema.model, tokenizer, probe))
+            record.update(probe_psnr(ema_copy(ema, acc.unwrap_model(model)), tokenizer, probe))
             acc.print(f"step {step}: PSNR at {size * args.scale}: learned {record['psnr']:.2f} dB, "
                       f"bicubic upscale {record['psnr_bicubic']:.2f} dB")
-        if acc.is_main_process:
-            ckpt.log({**record, "time": time.time() - t0})
-            if ckpt.due() or budget.done(step):
-                save(acc, ckpt, model, opt, ema, step)
-    if acc.is_main_process:
-        save(acc, ckpt, model, opt, ema, step)
+        run.log({**record, "time": time.time() - t0})
+        if run.save_due():
+            save(run, model, ema)
+    save(run, model, ema)
+    run.end()
     bar.close()
 
 
@@ -253,11 +249,14 @@ def probe_psnr(model, tokenizer, probe) -> dict:
     return {"psnr": psnr(learned, large), "psnr_bicubic": psnr(bicubic, large)}
 
 
-def save(acc, ckpt, model, opt, ema, step):
-    ckpt.save({"model": acc.unwrap_model(model).state_dict(), "opt": opt.state_dict(),
-               "ema": ema.model.state_dict(), "step": step})
-    ema.model.save_pretrained(ckpt.dir / "upsampler")
-    ckpt.plot(["l2", "psnr", "psnr_bicubic"])
+def save(run, model, ema):
+    """The checkpoint (every process), then the EMA weights as the component that ships."""
+    from .common import ema_copy
+
+    run.save()
+    if run.acc.is_main_process:
+        ema_copy(ema, run.acc.unwrap_model(model)).save_pretrained(run.dir / "upsampler")
+        run.plot(["l2", "psnr", "psnr_bicubic"])
 
 
 if __name__ == "__main__":
