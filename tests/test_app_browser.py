@@ -63,11 +63,11 @@ def shot(page, name):
 
 
 def statuses(page):
-    return page.locator("#timeline .seg-status").all_inner_texts()
+    return page.locator("#board .ph-chip").all_inner_texts()
 
 
 def wait_statuses(page, expected):
-    expect(page.locator("#timeline .seg-status")).to_have_text(expected, timeout=T)
+    expect(page.locator("#board .ph-chip")).to_have_text(expected, timeout=T)
 
 
 def open_tab(page, name, field):
@@ -77,7 +77,7 @@ def open_tab(page, name, field):
 
 
 def thumb_srcs(page):
-    return [img.get_attribute("src") for img in page.locator("#thumbs img").all()]
+    return [img.get_attribute("src") for img in page.locator("#board .ph-card img").all()]
 
 
 def wait_render_done(page):
@@ -86,7 +86,7 @@ def wait_render_done(page):
 
 def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_path):
     page.goto(studio_url)
-    expect(page.locator("#timeline-empty")).to_be_visible()
+    expect(page.locator("#board .ph-board-empty")).to_be_visible()
 
     # fast sampling for the tiny model
     open_tab(page, "Settings", "#steps input")
@@ -103,8 +103,8 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
         expect(page.locator("#prompt-counter")).to_contain_text(f"{len(text)} / 1000")
         page.fill("#seed input", str(n))
         page.click("#add")
-        expect(page.locator("#timeline .seg-row")).to_have_count(n)
-    expect(page.locator("#timeline-total")).to_contain_text("0:04.1")  # 33 frames at 8 fps
+        expect(page.locator("#board .ph-card")).to_have_count(n)
+    expect(page.locator("#story-length")).to_contain_text("0:04.1")  # 33 frames at 8 fps
     wait_statuses(page, ["not rendered"] * 3)
     shot(page, "01-timeline")
 
@@ -118,7 +118,7 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
     shot(page, "02-rendered")
 
     # edit segment 2 and regenerate it: segment 1 stays, segment 3 goes stale
-    page.locator("#thumbs .thumbnail-item").nth(1).click()
+    page.locator("#board .ph-card").nth(1).click()
     expect(page.locator("#prompt textarea")).to_have_value(prompts[1])
     page.fill("#prompt textarea", "a green circle moves left")
     page.click("#render-segment")
@@ -128,18 +128,18 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
     assert after[0] == before[0]  # segment 1: the same take, the same frames
     assert after[1] != before[1]  # segment 2: a new take
     expect(page.locator("#takes label")).to_have_count(2)
-    expect(page.locator("#timeline .seg-prompt").nth(1)).to_have_text("a green circle moves left")
+    expect(page.locator("#board .ph-prompt").nth(1)).to_have_text("a green circle moves left")
     shot(page, "03-regenerated")
 
     # undo the prompt edit: the old prompt and its take come back, so nothing is stale
     page.click("#undo")
-    expect(page.locator("#timeline .seg-prompt").nth(1)).to_have_text(prompts[1])
+    expect(page.locator("#board .ph-prompt").nth(1)).to_have_text(prompts[1])
     wait_statuses(page, ["rendered"] * 3)
     assert thumb_srcs(page)[0] == before[0]
     shot(page, "04-undone")
 
     # export and download the MP4
-    open_tab(page, "Story video", "#export")
+    open_tab(page, "Export", "#export")
     page.click("#export")
     link = page.locator('#export-files a[download$=".mp4"]')
     expect(link).to_have_count(1)
@@ -169,20 +169,20 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
     # a reload finds the session's project again (browser state + autosave)
     page.reload()
     wait_statuses(page, ["rendered"] * 3)
-    expect(page.locator("#timeline .seg-prompt")).to_have_text(prompts)
+    expect(page.locator("#board .ph-prompt")).to_have_text(prompts)
 
     # start over, then load the saved file: the story comes back and re-renders identically
     open_tab(page, "Project", "#new-project")
     page.click("#new-project")
-    expect(page.locator("#timeline-empty")).to_be_visible()
+    expect(page.locator("#board .ph-board-empty")).to_be_visible()
     page.set_input_files("#project-upload input[type=file]", str(saved))
-    expect(page.locator("#timeline .seg-prompt")).to_have_text(prompts)
+    expect(page.locator("#board .ph-prompt")).to_have_text(prompts)
     wait_statuses(page, ["not rendered"] * 3)  # files carry recipes, not frames
     page.click("#render-all")
     wait_render_done(page)
     wait_statuses(page, ["rendered"] * 3)
     shot(page, "06-reloaded")
-    open_tab(page, "Story video", "#export")
+    open_tab(page, "Export", "#export")
     page.get_by_label("npy").check()
     page.click("#export")
     nlink = page.locator('#export-files a[download$=".npy"]')
@@ -196,12 +196,12 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
 
 def test_bad_input_shows_a_message_and_changes_nothing(page, studio_url, tmp_path):
     page.goto(studio_url)
-    expect(page.locator("#timeline-empty")).to_be_visible()
+    expect(page.locator("#board .ph-board-empty")).to_be_visible()
     page.fill("#prompt textarea", "x" * 10_000)
     expect(page.locator("#prompt-counter")).to_contain_text("10000 / 1000")
     page.click("#add")
     expect(page.get_by_text("at most 1000").first).to_be_visible()
-    expect(page.locator("#timeline-empty")).to_be_visible()
+    expect(page.locator("#board .ph-board-empty")).to_be_visible()
     hostile = tmp_path / "hostile.json"
     hostile.write_text(json.dumps({"format": "phenaki-studio-project/1", "story": {"format": "phenaki-story/1",
                                    "segments": [{"prompt": "x", "frames": 11, "seed": 0, "path": "../../etc/passwd"}]},
@@ -209,17 +209,17 @@ def test_bad_input_shows_a_message_and_changes_nothing(page, studio_url, tmp_pat
     open_tab(page, "Project", "#project-upload")
     page.set_input_files("#project-upload input[type=file]", str(hostile))
     expect(page.get_by_text("malformed").first).to_be_visible()
-    expect(page.locator("#timeline-empty")).to_be_visible()
+    expect(page.locator("#board .ph-board-empty")).to_be_visible()
     shot(page, "07-bad-input")
 
     # a long render shows its progress beside the timeline, and Cancel stops it
     page.fill("#prompt textarea", "a red circle moves right")
     page.fill("#duration input", "400")
     page.click("#add")
-    expect(page.locator("#timeline .seg-row")).to_have_count(1)
+    expect(page.locator("#board .ph-card")).to_have_count(1)
     page.click("#render-all")
     expect(page.locator("#progress-text")).to_contain_text("step")
-    expect(page.locator("#timeline .seg-row")).to_be_visible()  # not hidden by the progress
+    expect(page.locator("#board .ph-card")).to_be_visible()  # not hidden by the progress
     shot(page, "08-rendering")
     page.click("#cancel")
     page.wait_for_selector("#progress-box[data-state=cancelled]", timeout=T)
