@@ -100,7 +100,7 @@ PAGE_CSS = """
 .ph-header span { opacity: .8; }
 .ph-status { font-size: 15px; margin: 2px 0; }
 .ph-total { opacity: .75; margin-left: 8px; white-space: nowrap; }
-.ph-note:empty { display: none; }
+.ph-note:empty, #player-note-box:has(.ph-note:empty) { display: none; }
 .ph-note { font-size: 14px; opacity: .8; }
 .ph-hint { font-size: 13px; opacity: .8; padding: 2px 10px 6px; }
 .ph-board-title { margin: 0; }
@@ -292,12 +292,18 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                 note = gr.HTML(elem_id="player-note-box", padding=False)
                 status_line = gr.HTML(elem_id="story-status-box", padding=False)
                 render_all_btn = gr.Button("▶ Render story", variant="primary", size="lg", elem_id="render-all")
-                with gr.Row(elem_id="progress-row", equal_height=True):
+                with gr.Row(elem_id="progress-row", equal_height=False):
                     progress = gr.HTML(progress_html("Idle."), elem_id="progress", padding=False)
                     cancel_btn = gr.Button("■ Stop rendering", variant="secondary", size="sm", elem_id="cancel",
                                            scale=0, min_width=140)
                 # Gradio's own tracker (queue position, elapsed time) shows here, over nothing else
                 queue_box = gr.HTML("<div style='min-height:1.2em'></div>", elem_id="queue-status", padding=False)
+                # the board sits under the player, in the first screen, beside the editor
+                with gr.Row(elem_id="board-head"):
+                    gr.HTML("<h3 class='ph-board-title'>Board</h3>", padding=False)
+                    undo_btn = gr.Button("↶ Undo", elem_id="undo", size="sm", interactive=False, scale=0, min_width=90)
+                    redo_btn = gr.Button("↷ Redo", elem_id="redo", size="sm", interactive=False, scale=0, min_width=90)
+                board = gr.HTML(elem_id="board", padding=False)
             with gr.Column(scale=2, min_width=320, elem_id="editor-column"):
                 with gr.Group(elem_id="editor"):
                     seg_pick = gr.Dropdown(label="Segment", choices=[], value=None, elem_id="seg-pick",
@@ -331,11 +337,6 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                     up_btn = gr.Button("▲ Earlier", elem_id="move-up", size="sm")
                     down_btn = gr.Button("▼ Later", elem_id="move-down", size="sm")
                     del_btn = gr.Button("Delete segment", elem_id="delete", size="sm", elem_classes=["ph-danger"])
-        with gr.Row(elem_id="board-head"):
-            gr.HTML("<h3 class='ph-board-title'>Board</h3>", padding=False)
-            undo_btn = gr.Button("↶ Undo", elem_id="undo", size="sm", interactive=False, scale=0, min_width=90)
-            redo_btn = gr.Button("↷ Redo", elem_id="redo", size="sm", interactive=False, scale=0, min_width=90)
-        board = gr.HTML(elem_id="board", padding=False)
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Export", elem_id="tab-video"):
                 with gr.Row():

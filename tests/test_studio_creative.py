@@ -144,7 +144,8 @@ def test_words_and_layout(browser, studio_url):
     shot(page, "800")
     # at 800 px the columns stack: nothing sits over the board
     render_btn, board, editor = box(page, "#render-all"), box(page, "#board"), box(page, "#editor")
-    assert render_btn["y"] + render_btn["height"] <= editor["y"] <= board["y"]
+    assert render_btn["y"] + render_btn["height"] <= board["y"]
+    assert board["y"] + board["height"] <= editor["y"]
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 800, f"the page scrolls sideways at 800 px ({width} px)"
     page.set_viewport_size({"width": 1920, "height": 1080})
