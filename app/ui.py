@@ -269,9 +269,12 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
             return (f"<div style='height:8px;background:rgba(128,128,128,.25);border-radius:4px;margin:3px 0'>"
                     f"<div style='height:8px;width:{max(0, min(1, f)) * 100:.1f}%;background:{colour};"
                     f"border-radius:4px'></div></div>")
+        # the bars only while a render runs: at rest the line alone, so the board stays near the player
+        bars = (f"<div style='font-size:.8em;opacity:.7'>story</div>{bar(overall, '#4a7bff')}"
+                f"<div style='font-size:.8em;opacity:.7'>segment</div>{bar(segment, '#2e9d4f')}"
+                if state == "running" else "")
         return (f"<div id='progress-box' data-state='{state}'><div id='progress-text'>{html.escape(text)}</div>"
-                f"<div style='font-size:.8em;opacity:.7'>story</div>{bar(overall, '#4a7bff')}"
-                f"<div style='font-size:.8em;opacity:.7'>segment</div>{bar(segment, '#2e9d4f')}</div>")
+                f"{bars}</div>")
 
     # -- the page ------------------------------------------------------------------------------
     player_height = bounds.PLAYER_MIN

@@ -240,6 +240,8 @@ def test_creative_flow(browser, studio_url, renders, tmp_path):
     page.keyboard.press("Space")
     page.wait_for_function("document.querySelector('#story-player video').paused")
     page.locator("#board .ph-card").nth(2).click()
+    expect(page.locator("#board .ph-card").nth(2)).to_have_attribute("aria-current", "true")
+    expect(page.locator("#prompt textarea")).to_have_value(PROMPTS[2])  # the pick's answer is in
     page.fill("#prompt textarea", "a blue circle moves left")
     page.locator("#prompt textarea").press("Control+Enter")  # render, also while typing
     expect(page.locator("#board .ph-take").nth(2)).to_have_text("take 2 of 2")  # rendered again
