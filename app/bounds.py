@@ -37,6 +37,7 @@ MAX_GIF_FRAMES = 2000
 EXPORT_BUDGET_BYTES = 768 * 1024 * 1024
 EXPORT_COPIES = {"mp4": 2, "gif": 3, "npy": 1}  # measured: bench/bench_hostile_memory.py
 PREVIEW_SIZE = 256  # the longer side of the in-page previews when the budget allows
+PLAYER_MIN, PLAYER_MAX = 512, 720  # the whole-story player: the export size, within these
 SESSION_MAX_AGE_DAYS = 30  # a session folder untouched this long is deleted
 EVENT_CONCURRENCY = {"edit": 4, "files": 2, "render": 1}  # events running at once, by kind
 
@@ -144,6 +145,14 @@ def preview_size(frames: int, frame_size: int) -> int:
     never below the frames' own size (which needs no copy)."""
     fit = math.isqrt(EXPORT_BUDGET_BYTES // max(1, frames * 3 * EXPORT_COPIES["mp4"]))
     return max(frame_size, min(PREVIEW_SIZE, fit))
+
+
+def player_size(frames: int, frame_size: int, export_size: int) -> int:
+    """The whole-story player's size: the export setting's (what will be exported), at least
+    PLAYER_MIN so it reads on the page, at most PLAYER_MAX, and smaller for a story too long
+    for the memory budget."""
+    fit = math.isqrt(EXPORT_BUDGET_BYTES // max(1, frames * 3 * EXPORT_COPIES["mp4"]))
+    return max(frame_size, min(max(PLAYER_MIN, int(export_size)), PLAYER_MAX, fit))
 
 
 def allowed_hosts(host: str) -> list[str]:

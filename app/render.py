@@ -25,8 +25,10 @@ from PIL import Image
 from phenaki_core.io import export_story, write_video
 from phenaki_core.story import RenderCancelled, StoryError, StoryRenderer
 
-from .bounds import check_export, preview_size
+from .bounds import check_export, player_size, preview_size
+from .bundle import read_bundle, write_bundle
 from .project import Project, ProjectError, _int, atomic_write, random_seed
+from .sheet import Sheet, SheetSegment, stills_of, write_sheet
 
 log = logging.getLogger("phenaki.studio")
 SESSION_RE = re.compile(r"[0-9a-f]{32}")
@@ -305,6 +307,58 @@ class Studio:
             write_video(frames, path, fps=s.fps, size=size)
         return path
 
+    def player_path(self, count: int) -> Path | None:
+        """The story player's video: the first `count` segments (the rendered prefix), at the
+        export setting's size (nearest neighbour, as the export), so what plays is what will
+        be exported. None when there is nothing to play."""
+        with self.lock:
+            p = self.project
+            parts = [p.usable(i) for i in range(min(count, len(p.items)))]
+            if not parts or any(r is None for r in parts):
+                return None
+            frames = np.concatenate([r.frames for r in parts])
+            s = p.settings
+        key = hashlib.sha256(frames.tobytes()).hexdigest()[:12]
+        size = player_size(len(frames), self.project.frame_size, s.export_size)
+        path = self._file("player", f"story-{key}-{s.fps:g}-{size}.mp4")
+        if not path.is_file():
+            tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp.mp4")
+            write_video(frames, tmp, fps=s.fps, size=size)
+            tmp.replace(path)
+        return path
+
+    def takes_frames(self) -> dict[str, dict[str, np.ndarray]]:
+        """Each take's frames in memory, keyed as the autosave and the bundle key them."""
+        return {f"{it.id}-{t.id}": {"frames": t.frames} for it in self.project.items for t in it.takes
+                if t.frames is not None}
+
+    def bundle_file(self) -> Path:
+        """The project as one .zip: the JSON recipe and every take's frames, so opening it shows
+        the rendered story without rendering."""
+        path = self._file("projects", "phenaki-project.zip")
+        with self.lock:
+            return write_bundle(path, self.project.to_json(), self.takes_frames(), frame_size=self.project.frame_size)
+
+    def sheet_files(self) -> tuple[Path, Path]:
+        """The storyboard sheet (PNG and PDF): per segment a few stills, prompt, timecode,
+        duration, transition, seed and status, titled by the first prompt."""
+        with self.lock:
+            p = self.project
+            if not p.items:
+                raise ProjectError("the timeline is empty: add a segment first")
+            statuses = self.status()
+            segs = []
+            for i, ((t0, t1), it) in enumerate(zip(p.timecodes(), p.items)):
+                take = p.active_take(i)
+                rendered = take is not None and take.frames is not None
+                stills, numbers = stills_of(take.frames) if rendered else ((), ())
+                number = next((n + 1 for n, t in enumerate(it.takes) if t.id == it.active), None)
+                s = it.segment
+                segs.append(SheetSegment(s.prompt, t0, t1, s.frames, s.transition, s.seed, statuses[i], stills,
+                                         numbers, take=number))
+            sheet = Sheet(p.items[0].segment.prompt, segs, p.settings.fps, p.model or self.model)
+        return write_sheet(sheet, self._file("sheet", "storyboard.png"), self._file("sheet", "storyboard.pdf"))
+
     def export(self, fmt: str = "mp4") -> tuple[Path, Path]:
         if fmt not in ("mp4", "gif", "npy"):
             raise ProjectError(f"export format must be mp4, gif or npy (raw frames), got {fmt!r}")
@@ -322,6 +376,19 @@ class Studio:
         path = self._file("projects", "phenaki-project.json")
         with self.lock:
             return self.project.save(path)
+
+
+def project_from_bundle(path, **limits) -> Project:
+    """A project read from a bundle, with each take's frames back in memory (checked against
+    the recipe and the model's frame size by read_bundle)."""
+    project_json, takes = read_bundle(path, frame_size=limits.get("frame_size"))
+    p = Project.from_json(project_json, **limits)
+    for it in p.items:
+        for t in it.takes:
+            got = takes.get(f"{it.id}-{t.id}")
+            if got is not None and "frames" in got and len(got["frames"]) == t.segment.frames:
+                t.frames = got["frames"]
+    return p
 
 
 def _number(ref):

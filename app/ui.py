@@ -20,13 +20,38 @@ import gradio as gr  # noqa: E402
 from phenaki_core.io import frame_strip, load_init_frames  # noqa: E402
 from phenaki_core.pipelines.defaults import DEFAULT_GUIDANCE  # noqa: E402
 from phenaki_core.story import MAX_PROMPT_CHARS, Segment  # noqa: E402
+from phenaki_core.text.vocabulary import (  # noqa: E402
+    VocabularyError,
+    closest_words,
+    load_vocabulary,
+    suggestions,
+    unknown_words,
+)
 
 from . import bounds
 from .bounds import MAX_UPLOAD_BYTES, launch_kwargs  # noqa: F401  (app.py may ask them here)
+from .bundle import BundleError, is_bundle
+from .display import (
+    STUDIO_CSS,
+    Card,
+    board_html,
+    picked_segment,
+    playable_segments,
+    player_marks_html,
+    player_note,
+    prompt_words_html,
+    seed_hint,
+    shortcuts_html,
+    story_status,
+    studio_js,
+    thumbnail_data_uri,
+    timecode,
+    undo_notice,
+)
 from .inputs import RawNumber, parse_bool, parse_choice, parse_number, unchecked
 from .messages import plain
 from .project import Project, ProjectError  # noqa: E402
-from .render import Studio, project_limits, valid_session_id  # noqa: E402
+from .render import Studio, project_from_bundle, project_limits, valid_session_id  # noqa: E402
 from .sessions import Sessions
 
 STORAGE_KEY = "phenaki-studio-session"
@@ -67,24 +92,41 @@ def _secret(projects_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def _tc(seconds: float) -> str:
-    m, s = divmod(seconds, 60)
-    return f"{int(m)}:{s:04.1f}"
+# What the page adds to display's styles: the page's width, the danger button, the header.
+PAGE_CSS = """
+.gradio-container { max-width: 1760px !important; }
+.ph-header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 4px 16px; }
+.ph-header h1 { margin: 0; font-size: 24px; }
+.ph-header span { opacity: .8; }
+.ph-status { font-size: 15px; margin: 2px 0; }
+.ph-total { opacity: .75; margin-left: 8px; white-space: nowrap; }
+.ph-note:empty, #player-note-box:has(.ph-note:empty) { display: none; }
+.ph-note { font-size: 14px; opacity: .8; }
+.ph-hint { font-size: 13px; opacity: .8; padding: 2px 10px 6px; }
+.ph-board-title { margin: 0; }
+#more-row { border-top: 1px solid var(--border-color-primary, #ddd); padding-top: 8px; }
+.ph-danger, button.ph-danger { color: #c0262d !important; border-color: #e5a3a6 !important; }
+#story-player video { image-rendering: pixelated; }
+"""
 
 
 def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Path | None = None,
-               model: str | None = None) -> gr.Blocks:
+               model: str | None = None, model_dir: str | Path | None = None) -> gr.Blocks:
+    """The studio page. `model_dir`: the model folder whose vocabulary.json flags prompt words
+    (default: the folder the pipeline was loaded from; none there: no flags)."""
     projects_dir = Path(projects_dir or Path.cwd() / "outputs" / "projects").resolve()
     work_dir = Path(work_dir or Path(tempfile.gettempdir()) / "phenaki-studio").resolve()
     model = model or "phenaki-shapes-64"
     limits = project_limits(pipe, model)
     fps = pipe.fps
     sessions = Sessions(pipe, projects_dir, work_dir, model)
-    placeholder = work_dir / "placeholder.png"
-    if not placeholder.is_file():
-        from PIL import Image
-        work_dir.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (96, 96), (60, 60, 66)).save(placeholder)
+    model_dir = model_dir or getattr(pipe, "name_or_path", None)
+    try:
+        vocab = load_vocabulary(model_dir) if model_dir and Path(str(model_dir)).is_dir() else None
+    except VocabularyError as e:  # an unusable file: the page works, without word checks
+        __import__("logging").getLogger("phenaki.studio").warning("%s; prompt words are not checked", e)
+        vocab = None
+    vocab_suggestions = suggestions(vocab) if vocab is not None else {}
 
     def tab_of(request) -> str | None:
         """Who asks: Gradio's id for one page load or one API client."""
@@ -119,39 +161,38 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                 "limits": {"max_upload_mb": MAX_UPLOAD_BYTES // 2**20, "max_image_side": bounds.MAX_IMAGE_SIDE,
                            "max_export_mb": bounds.EXPORT_BUDGET_BYTES // 2**20}}
 
-    def timeline_html(st: Studio, number) -> str:
+    def cards(st: Studio, number, statuses, rendering: int | None = None, fraction: float | None = None):
+        """The board's cards, from the same statuses the status sentence is made from."""
         p = st.project
-        if not p.items:
-            return ("<div id='timeline-empty' style='padding:1em;opacity:.8'>The timeline is empty. Write a prompt "
-                    "below and press <b>Add</b>, or load an example from the <b>Project</b> tab.</div>")
-        colours = {"rendered": "#2e9d4f", "stale": "#d08a00", "not rendered": "#888"}
-        rows = []
-        for i, ((t0, t1), it, status) in enumerate(zip(p.timecodes(), p.items, st.status())):
-            s = it.segment
-            bg = "background:rgba(100,140,255,.18);" if number == i + 1 else ""
-            rows.append(
-                f"<tr class='seg-row' data-status='{status}' style='{bg}'><td>{i + 1}</td>"
-                f"<td style='white-space:nowrap'>{_tc(t0)}–{_tc(t1)}</td>"
-                f"<td class='seg-prompt'>{html.escape(s.prompt[:120])}{'…' if len(s.prompt) > 120 else ''}</td>"
-                f"<td style='white-space:nowrap'>{s.frames} f · {s.frames / fps:.2f} s</td>"
-                f"<td>{s.seed} {'🔒' if it.locked else '🎲'}</td><td>{s.transition}</td>"
-                f"<td><span class='seg-status' style='color:{colours[status]};font-weight:600'>{status}</span></td>"
-                f"<td>{len(it.takes)}</td></tr>")
-        total = p.total_frames()
-        return ("<table class='timeline-table' style='width:100%;border-collapse:collapse;font-size:.92em'>"
-                "<thead><tr><th>#</th><th>time</th><th>prompt</th><th>duration</th><th>seed</th><th>transition</th>"
-                "<th>status</th><th>takes</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-                f"<div id='timeline-total' style='margin-top:.4em'>Total: <b>{_tc(total / p.settings.fps)}</b> "
-                f"({total} frames at {p.settings.fps:g} fps; durations in seconds are at the model's {fps} fps)</div>")
-
-    def thumbs(st: Studio):
-        p = st.project
-        status = st.status()
         out = []
-        for i, ((t0, _), it) in enumerate(zip(p.timecodes(), p.items)):
-            path = st.thumb_path(i) or placeholder
-            out.append((str(path), f"{i + 1} · {_tc(t0)} · {status[i]}"))
+        for i, ((t0, t1), it) in enumerate(zip(p.timecodes(), p.items)):
+            take = p.active_take(i)
+            image = thumbnail_data_uri(take.frames[len(take.frames) // 2]) if take and take.frames is not None else None
+            status = "rendering" if i == rendering else statuses[i]
+            out.append(Card(i + 1, t0, t1, it.segment.prompt, status, image,
+                            take=next((n + 1 for n, t in enumerate(it.takes) if t.id == it.active), None),
+                            takes=len(it.takes), progress=fraction if i == rendering else None))
         return out
+
+    def story_view(st: Studio, number, rendering: int | None = None, fraction: float | None = None,
+                   player: bool = True) -> list:
+        """Board, story player, status sentence, marks and note, all from one status list."""
+        p = st.project
+        statuses = st.status()
+        shown = [("rendering" if i == rendering else s) for i, s in enumerate(statuses)]
+        total = p.total_frames()
+        status_line = (f"<div id='story-status' class='ph-status'>{html.escape(story_status(shown))} "
+                       f"<span class='ph-total'>Story length <b id='story-length'>{timecode(total / p.settings.fps)}"
+                       f"</b> ({total} frames at {p.settings.fps:g} fps)</span></div>")
+        playable = playable_segments(statuses)
+        if player:
+            path = st.player_path(playable) if playable else None
+            video = str(path) if path else None
+        else:
+            video = gr.skip()
+        marks = player_marks_html(p.timecodes(), [it.segment.prompt for it in p.items], number)
+        note = f"<div id='player-note' class='ph-note'>{html.escape(player_note(statuses))}</div>"
+        return [board_html(cards(st, number, statuses, rendering, fraction), number), video, status_line, marks, note]
 
     def takes_update(st: Studio, number):
         p = st.project
@@ -186,7 +227,19 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
         warn = " style='color:#c33;font-weight:600'" if n > MAX_PROMPT_CHARS else ""
         return f"<span{warn}>{n} / {MAX_PROMPT_CHARS} characters</span>"
 
-    def view(st: Studio, number, unit="frames"):
+    def word_check(text) -> str:
+        if vocab is None or not isinstance(text, str):
+            return ""
+        unknown = unknown_words(text, vocab)
+        return prompt_words_html(text, unknown, vocab_suggestions, {w: closest_words(w, vocab) for w in unknown})
+
+    def hint(locked, seed) -> str:
+        try:
+            return f"<div id='seed-hint' class='ph-hint'>{html.escape(seed_hint(bool(locked), int(seed)))}</div>"
+        except (TypeError, ValueError):
+            return f"<div id='seed-hint' class='ph-hint'>{html.escape(seed_hint(bool(locked), 0))}</div>"
+
+    def view(st: Studio, number, unit="frames", player=True):
         p = st.project
         number = clamp(st, number)
         unit = unit if unit in ("seconds", "frames") else "frames"
@@ -195,15 +248,18 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
             s = it.segment
             editor = [s.prompt, counter(s.prompt), s.frames / fps if unit == "seconds" else s.frames, unit,
                       s.seed, it.locked, s.transition]
+            notes = [hint(it.locked, s.seed), word_check(s.prompt)]
         else:
             editor = [gr.update(), counter(""), gr.update(), unit, gr.update(), gr.update(), gr.update()]
+            notes = [gr.update(), gr.update()]
         seg_choices = [(f"{i + 1}: {it.segment.prompt[:40]}", i + 1) for i, it in enumerate(p.items)]
         s = p.settings
         init = None if p.init_frames is None else frame_strip(p.init_frames)
-        return [st, summary(st, number), timeline_html(st, number), thumbs(st), gr.update(choices=seg_choices, value=number),
+        board_, player_, *more = story_view(st, number, player=player)
+        return [st, summary(st, number), board_, player_, gr.update(choices=seg_choices, value=number),
                 *editor, takes_update(st, number), clip(st, number),
                 gr.update(interactive=p.can_undo()), gr.update(interactive=p.can_redo()),
-                s.num_inference_steps, s.guidance_scale, s.fps, s.export_size, init]
+                s.num_inference_steps, s.guidance_scale, s.fps, s.export_size, init, *more, *notes]
 
     def fail(e: Exception):
         raise gr.Error(plain(e), duration=12, print_exception=False)
@@ -213,85 +269,108 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
             return (f"<div style='height:8px;background:rgba(128,128,128,.25);border-radius:4px;margin:3px 0'>"
                     f"<div style='height:8px;width:{max(0, min(1, f)) * 100:.1f}%;background:{colour};"
                     f"border-radius:4px'></div></div>")
+        # the bars only while a render runs: at rest the line alone, so the board stays near the player
+        bars = (f"<div style='font-size:.8em;opacity:.7'>story</div>{bar(overall, '#4a7bff')}"
+                f"<div style='font-size:.8em;opacity:.7'>segment</div>{bar(segment, '#2e9d4f')}"
+                if state == "running" else "")
         return (f"<div id='progress-box' data-state='{state}'><div id='progress-text'>{html.escape(text)}</div>"
-                f"<div style='font-size:.8em;opacity:.7'>story</div>{bar(overall, '#4a7bff')}"
-                f"<div style='font-size:.8em;opacity:.7'>segment</div>{bar(segment, '#2e9d4f')}</div>")
+                f"{bars}</div>")
 
     # -- the page ------------------------------------------------------------------------------
+    player_height = bounds.PLAYER_MIN
     with gr.Blocks(title="Phenaki Studio", delete_cache=(3600, 86400), analytics_enabled=False) as demo:
         state = gr.State(None)
         sid_store = gr.BrowserState("", storage_key=STORAGE_KEY, secret=_secret(projects_dir))
-        gr.Markdown(f"# Phenaki Studio\nA storyboard for text-to-video: write a timeline of prompts, render it, "
-                    f"rewrite one segment and regenerate it with everything before it frozen, export one video. "
-                    f"Model: **{html.escape(model)}** ({pipe.frame_size}x{pipe.frame_size}, {fps} fps, "
-                    f"{pipe.clip_frames}-frame clips).", elem_id="header")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3, elem_id="timeline-column"):
-                timeline = gr.HTML(elem_id="timeline", label="Timeline")
-                gallery = gr.Gallery(label="Segments (click one to edit it)", elem_id="thumbs", columns=8, height=150,
-                                     allow_preview=False, object_fit="contain", interactive=False)
-                with gr.Row():
-                    undo_btn = gr.Button("↶ Undo", elem_id="undo", size="sm", interactive=False)
-                    redo_btn = gr.Button("↷ Redo", elem_id="redo", size="sm", interactive=False)
+        # every gesture that picks a segment (a card, a mark, a key) writes "N:stamp" here
+        pick = gr.Textbox(visible="hidden", elem_id="board-pick")
+        gr.HTML(f"<div class='ph-header'><h1>Phenaki Studio</h1><span>Write a story as a row of prompts, render it, "
+                f"rewrite one segment and regenerate it with everything before it kept. Model "
+                f"<b>{html.escape(model)}</b> · {pipe.frame_size}×{pipe.frame_size} · {fps} fps</span></div>",
+                elem_id="header", padding=False)
+        with gr.Row(equal_height=False, elem_id="top-row"):
+            with gr.Column(scale=3, min_width=560, elem_id="player-column"):
+                player = gr.Video(label="Story", elem_id="story-player", interactive=False, autoplay=False, loop=True,
+                                  height=player_height)
+                marks = gr.HTML(player_marks_html([], []), elem_id="marks", padding=False)
+                note = gr.HTML(elem_id="player-note-box", padding=False)
+                status_line = gr.HTML(elem_id="story-status-box", padding=False)
+                render_all_btn = gr.Button("▶ Render story", variant="primary", size="lg", elem_id="render-all")
+                with gr.Row(elem_id="progress-row", equal_height=False):
+                    progress = gr.HTML(progress_html("Idle."), elem_id="progress", padding=False)
+                    cancel_btn = gr.Button("■ Stop rendering", variant="secondary", size="sm", elem_id="cancel",
+                                           scale=0, min_width=140)
+                # Gradio's own tracker (queue position, elapsed time) shows here, over nothing else
+                queue_box = gr.HTML("<div style='min-height:1.2em'></div>", elem_id="queue-status", padding=False)
+                # the board sits under the player, in the first screen, beside the editor
+                with gr.Row(elem_id="board-head"):
+                    gr.HTML("<h3 class='ph-board-title'>Board</h3>", padding=False)
+                    undo_btn = gr.Button("↶ Undo", elem_id="undo", size="sm", interactive=False, scale=0, min_width=90)
+                    redo_btn = gr.Button("↷ Redo", elem_id="redo", size="sm", interactive=False, scale=0, min_width=90)
+                board = gr.HTML(elem_id="board", padding=False)
+            with gr.Column(scale=2, min_width=320, elem_id="editor-column"):
                 with gr.Group(elem_id="editor"):
                     seg_pick = gr.Dropdown(label="Segment", choices=[], value=None, elem_id="seg-pick",
                                            allow_custom_value=True)
                     prompt = gr.Textbox(label="Prompt", lines=2, max_lines=4, elem_id="prompt",
                                         placeholder="a red circle moves right")
-                    count = gr.HTML(counter(""), elem_id="prompt-counter")
+                    count = gr.HTML(counter(""), elem_id="prompt-counter", padding=False)
+                    words = gr.HTML(word_check(""), elem_id="words", padding=False)
                     with gr.Row():
-                        duration = RawNumber(11, label="Duration", elem_id="duration")
-                        unit = unchecked(gr.Radio, ["frames", "seconds"], value="frames", label="Unit", elem_id="duration-unit")
-                        seed = RawNumber(0, label="Seed", precision=0, elem_id="seed")
-                        locked = gr.Checkbox(True, label="Lock seed", elem_id="seed-locked",
-                                             info="unlocked: regenerating draws a new seed")
+                        duration = RawNumber(11, label="Duration", elem_id="duration", min_width=100)
+                        unit = unchecked(gr.Radio, ["frames", "seconds"], value="frames", label="Unit",
+                                         elem_id="duration-unit", min_width=160)
+                    with gr.Row():
+                        seed = RawNumber(0, label="Seed", precision=0, elem_id="seed", min_width=100)
+                        locked = gr.Checkbox(True, label="Lock seed", elem_id="seed-locked", min_width=120)
                         transition = unchecked(gr.Radio, ["continue", "cut"], value="continue", label="Transition",
-                                               elem_id="transition")
-                    with gr.Row():
-                        add_btn = gr.Button("+ Add at end", elem_id="add", size="sm", variant="primary")
-                        insert_btn = gr.Button("Insert before", elem_id="insert", size="sm")
-                        apply_btn = gr.Button("Apply changes", elem_id="apply", size="sm")
-                        dup_btn = gr.Button("Duplicate", elem_id="duplicate", size="sm")
-                        del_btn = gr.Button("Delete", elem_id="delete", size="sm", variant="stop")
-                        up_btn = gr.Button("▲ Up", elem_id="move-up", size="sm")
-                        down_btn = gr.Button("▼ Down", elem_id="move-down", size="sm")
-            with gr.Column(scale=2, elem_id="render-column"):
+                                               elem_id="transition", min_width=160)
+                    seed_note = gr.HTML(hint(True, 0), elem_id="seed-hint-box", padding=False)
                 with gr.Row():
-                    render_all_btn = gr.Button("▶ Render story", variant="primary", elem_id="render-all")
-                    render_seg_btn = gr.Button("⟳ Regenerate segment", elem_id="render-segment")
-                    cancel_btn = gr.Button("■ Cancel", variant="stop", elem_id="cancel")
-                progress = gr.HTML(progress_html("Idle."), elem_id="progress")
-                # Gradio's own tracker (queue position, elapsed time) shows here, over nothing else
-                queue_box = gr.HTML("<div style='min-height:2.2em'></div>", elem_id="queue-status", padding=False)
-                clip_video = gr.Video(label="Segment clip", elem_id="clip-video", interactive=False, autoplay=True,
-                                      loop=True, height=280)
+                    apply_btn = gr.Button("Apply changes", elem_id="apply", size="sm", variant="primary")
+                    render_seg_btn = gr.Button("⟳ Regenerate this segment", elem_id="render-segment", size="sm")
                 take_pick = unchecked(gr.Radio, [], label="Takes (pick the active one)", elem_id="takes")
-        with gr.Tabs(elem_id="tabs"):
-            with gr.Tab("Story video", elem_id="tab-video"):
                 with gr.Row():
-                    preview_btn = gr.Button("Preview whole story", elem_id="preview")
+                    add_btn = gr.Button("+ Add at end", elem_id="add", size="sm")
+                    insert_btn = gr.Button("+ Insert before this", elem_id="insert", size="sm")
+                with gr.Accordion("This segment's clip", open=True, elem_id="clip-accordion"):
+                    clip_video = gr.Video(label="Segment clip", show_label=False, elem_id="clip-video",
+                                          interactive=False, autoplay=True, loop=True, height=200)
+                with gr.Row(elem_id="more-row"):
+                    dup_btn = gr.Button("Duplicate", elem_id="duplicate", size="sm")
+                    up_btn = gr.Button("▲ Earlier", elem_id="move-up", size="sm")
+                    down_btn = gr.Button("▼ Later", elem_id="move-down", size="sm")
+                    del_btn = gr.Button("Delete segment", elem_id="delete", size="sm", elem_classes=["ph-danger"])
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab("Export", elem_id="tab-video"):
+                with gr.Row():
                     export_fmt = unchecked(gr.Radio, ["mp4", "gif", "npy"], value="mp4", label="Export format",
                                            elem_id="export-format")
-                    export_btn = gr.Button("Export video + sidecar JSON", variant="primary", elem_id="export")
+                    export_btn = gr.Button("Export video + recipe", variant="primary", elem_id="export")
+                    preview_btn = gr.Button("Preview the export", elem_id="preview")
+                    sheet_btn = gr.Button("Storyboard sheet (PNG + PDF)", elem_id="sheet")
                 with gr.Row():
                     story_video = gr.Video(label="Story", elem_id="story-video", interactive=False, height=300)
                     export_files = gr.File(label="Export (video and the .story.json that re-renders it)",
                                            file_count="multiple", elem_id="export-files", interactive=False)
+                    sheet_files = gr.File(label="Storyboard sheet", file_count="multiple", elem_id="sheet-files",
+                                          interactive=False)
             with gr.Tab("Project", elem_id="tab-project"):
                 with gr.Row():
                     with gr.Column():
-                        save_btn = gr.Button("Save project file", elem_id="save-project")
+                        bundle_btn = gr.Button("Save project (.zip, with its renders)", variant="primary",
+                                               elem_id="save-bundle")
+                        save_btn = gr.Button("Save recipe only (.json)", elem_id="save-project", size="sm")
                         project_out = gr.File(label="Project file", elem_id="project-file", interactive=False)
                     with gr.Column():
-                        project_in = unchecked(gr.File, label="Load a project file (.json)", file_types=[".json"],
-                                               type="filepath", elem_id="project-upload")
+                        project_in = unchecked(gr.File, label="Open a project (.zip or .json)",
+                                               file_types=[".json", ".zip"], type="filepath", elem_id="project-upload")
                     with gr.Column():
                         example_pick = gr.Dropdown(list(EXAMPLES), value=next(iter(EXAMPLES)), label="Examples",
                                                    elem_id="example-pick")
                         example_btn = gr.Button("Load example", elem_id="load-example")
                         new_btn = gr.Button("New empty project", elem_id="new-project", size="sm")
                         project_id_in = gr.Textbox(label="Open a project by its id (press Enter)", max_lines=1,
-                                                   elem_id="project-id", placeholder="the project_id in Project data")
+                                                   elem_id="project-id", placeholder="the project_id under Details")
             with gr.Tab("Start from an image or video", elem_id="tab-init"):
                 gr.Markdown("The first segment animates an uploaded image or continues an uploaded video "
                             f"(its last frames, cropped to {pipe.frame_size}x{pipe.frame_size}). "
@@ -310,13 +389,19 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                     size_in = RawNumber(256, label="Export size (pixels, longer side)", precision=0,
                                         elem_id="export-size")
                 settings_btn = gr.Button("Apply settings", elem_id="apply-settings")
-        with gr.Accordion("Project data (what the API returns first)", open=False, elem_id="summary-accordion"):
+        with gr.Accordion("Keyboard shortcuts", open=False, elem_id="keys-accordion"):
+            gr.HTML(shortcuts_html(), padding=False)
+        with gr.Accordion("Details (JSON)", open=False, elem_id="summary-accordion"):
             summary_json = gr.JSON(elem_id="summary")
 
+        # API clients read answers by position: the board and the player took the places of the
+        # timeline table and the thumbnail gallery; what is new comes after what was there.
         editor = [prompt, count, duration, unit, seed, locked, transition]
-        VIEW = [state, summary_json, timeline, gallery, seg_pick, *editor, take_pick, clip_video, undo_btn, redo_btn,
-                steps, guidance, fps_in, size_in, init_preview]
-        RENDER_OUT = [state, summary_json, timeline, gallery, clip_video, take_pick, progress, seed, undo_btn, redo_btn]
+        STORY_MORE = [status_line, marks, note]
+        VIEW = [state, summary_json, board, player, seg_pick, *editor, take_pick, clip_video, undo_btn, redo_btn,
+                steps, guidance, fps_in, size_in, init_preview, *STORY_MORE, seed_note, words]
+        RENDER_OUT = [state, summary_json, board, player, clip_video, take_pick, progress, seed, undo_btn, redo_btn,
+                      *STORY_MORE, seed_note]
         LIMIT = bounds.EVENT_CONCURRENCY
         EDIT = dict(outputs=VIEW, concurrency_limit=LIMIT["edit"], concurrency_id="edit", show_progress="hidden")
         UPLOAD = dict(outputs=VIEW, concurrency_limit=LIMIT["files"], concurrency_id="files", show_progress="hidden")
@@ -409,7 +494,12 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
 
         duplicate_segment = positional(lambda p, n: p.duplicate(n))
         duplicate_segment.__doc__ = "Copy segment `number` (or id) right after it."
-        delete_segment = positional(lambda p, n: p.delete(n))
+        def delete_and_say(p, n):
+            out = p.delete(n)
+            gr.Info(undo_notice(f"Deleted segment {n}"))
+            return out
+
+        delete_segment = positional(delete_and_say)
         delete_segment.__doc__ = "Delete segment `number` (or id); undo brings it back with its takes."
         move_up = positional(lambda p, n: p.move(n, -1))
         move_up.__doc__ = "Move segment `number` (or id) one place earlier."
@@ -439,8 +529,14 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                 i = 0  # the segment this tab saw is gone: show the timeline as it is now
             return view(st, i + 1, unit)
 
-        def gallery_select(st, unit, evt: gr.SelectData, request: gr.Request):
-            return select_segment(st, request, evt.index + 1, unit)
+        def pick_segment(st, value, unit, request: gr.Request):
+            """A card, a player mark or a key picked a segment ("N:stamp"): the editor shows it; the
+            player keeps playing (the page seeks it), so it is not sent again."""
+            n = picked_segment(value)
+            if n is None:
+                return [gr.skip()] * len(VIEW)
+            out = select_segment(st, request, n, unit)
+            return [gr.skip() if c is player else v for c, v in zip(VIEW, out)]
 
         @guarded
         def pick_take(st, request: gr.Request, number, take):
@@ -460,26 +556,43 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
         @guarded
         def load_example(st, request: gr.Request, name):
             """Replace the timeline with an example story (undoable)."""
+            had = bool(st.project.items)
             st.project.adopt(_example_project(name, limits))
+            if had:
+                gr.Info(undo_notice("Loaded the example over your story"))
             return view(st, 1)
 
         @guarded
         def new_project(st, request: gr.Request):
             """An empty timeline (undoable)."""
+            had = bool(st.project.items)
             st.project.adopt(Project(**limits))
+            if had:
+                gr.Info(undo_notice("Started a new project"))
             return view(st, None)
 
         @guarded
         def load_project(st, request: gr.Request, path):
-            """Load a project file (validated; the current project stays as it was when the file is bad)."""
+            """Load a project file: a bundle (.zip: recipe and renders, shown at once) or a recipe
+            (.json). Validated; the current project stays as it was when the file is bad, and
+            loading over a story is one undoable step."""
             if not path or not isinstance(path, str):
-                raise ProjectError("choose a project file (.json) to load")
+                raise ProjectError("choose a project file (.zip or .json) to load")
             try:
-                bounds.check_upload_size(path, bounds.MAX_PROJECT_FILE_BYTES, "8 MB")
-                other = Project.load(path, **limits)
+                if is_bundle(path):
+                    try:
+                        other = project_from_bundle(path, **limits)
+                    except BundleError as e:
+                        raise ProjectError(str(e)) from None
+                else:
+                    bounds.check_upload_size(path, bounds.MAX_PROJECT_FILE_BYTES, "8 MB")
+                    other = Project.load(path, **limits)
             finally:
                 discard_upload(path)
+            had = bool(st.project.items)
             st.project.adopt(other)
+            if had:
+                gr.Info(undo_notice("Opened the project over your story"))
             if other.made_with is not None and other.made_with != model:
                 gr.Warning(plain(f"This project was made with the model {other.made_with!r}; it renders here with "
                                  f"{model!r}, so its renders will differ: render it again to see it with this model."))
@@ -537,7 +650,7 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                 pass
 
         sel_unit = [state, seg_pick, unit]
-        edit_in = [state, seg_pick, *[c for c in editor if c is not count]]
+        edit_in = [state, seg_pick, prompt, duration, unit, seed, locked, transition]
         add_btn.click(add_segment, edit_in, api_name="add_segment", **EDIT)
         insert_btn.click(insert_segment, edit_in, api_name="insert_segment", **EDIT)
         apply_btn.click(update_segment, edit_in, api_name="update_segment", **EDIT)
@@ -549,7 +662,11 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
         undo_btn.click(undo, sel_unit, api_name="undo", **EDIT)
         redo_btn.click(redo, sel_unit, api_name="redo", **EDIT)
         seg_pick.input(select_segment, sel_unit, api_name="select_segment", **EDIT)
-        gallery.select(gallery_select, [state, unit], api_visibility="private", **EDIT)
+        pick.change(pick_segment, [state, pick, unit], api_visibility="private", **EDIT)
+        locked.input(hint, [locked, seed], [seed_note], api_visibility="private", show_progress="hidden",
+                     queue=False)
+        prompt.change(word_check, [prompt], [words], api_visibility="private", show_progress="hidden",
+                      trigger_mode="always_last", queue=False)
         take_pick.input(pick_take, [state, seg_pick, take_pick], api_name="pick_take", **EDIT)
         settings_btn.click(set_settings, [state, seg_pick, steps, guidance, fps_in, size_in], api_name="set_settings",
                            **EDIT)
@@ -565,15 +682,18 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
             return [`<span${{s}}>${{n}} / {MAX_PROMPT_CHARS} characters</span>`]; }}""", api_visibility="private")
 
         # -- rendering -------------------------------------------------------------------------
-        def render_view(st, number, clip_path, prog, tab=None):
+        def render_view(st, number, clip_path, prog, tab=None, rendering=None, fraction=None):
             p = st.project
             number = clamp(st, number)
             with st.lock:
                 st.record_view(tab)
-            seed_value = p.items[number - 1].segment.seed if number else gr.update()
-            return [st, summary(st, number), timeline_html(st, number), thumbs(st),
-                    clip_path if clip_path is not None else gr.update(), takes_update(st, number), prog, seed_value,
-                    gr.update(interactive=p.can_undo()), gr.update(interactive=p.can_redo())]
+                it = p.items[number - 1] if number else None
+                board_, player_, *more = story_view(st, number, rendering, fraction)
+                return [st, summary(st, number), board_, player_,
+                        clip_path if clip_path is not None else gr.update(), takes_update(st, number), prog,
+                        it.segment.seed if it else gr.update(),
+                        gr.update(interactive=p.can_undo()), gr.update(interactive=p.can_redo()),
+                        *more, hint(it.locked, it.segment.seed) if it else gr.update()]
 
         def progress_only(prog):
             return [prog if c is progress else gr.skip() for c in RENDER_OUT]
@@ -598,7 +718,7 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
             except ProjectError as e:
                 fail(e)
             yield shown(st, number, None, progress_html("Starting…", state="running"))
-            total, last = 1, 0.0
+            total, last, on = 1, 0.0, None
             for kind, data in st.iter_render(index, reseed):
                 if kind == "start":
                     total = max(1, data["total"])
@@ -609,7 +729,11 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                     text = (f"Segment {data['segment'] + 1} ({data['done'] + 1}/{total}) · clip {data['clip'] + 1}/"
                             f"{data['clips']} · step {data['step']}/{data['steps']}")
                     now = __import__("time").monotonic()
-                    if now - last > 0.2:
+                    if data["segment"] != on:  # a new segment starts: its card says it is rendering
+                        on, last = data["segment"], now
+                        yield shown(st, number, None, progress_html(text, (data["done"] + seg_frac) / total, seg_frac,
+                                                                    "running"), rendering=on, fraction=seg_frac)
+                    elif now - last > 0.2:
                         last = now
                         # The progress bar alone: redrawing the timeline and thumbnails every
                         # step took the cores from the render (a 2-minute story ran 4x slower).
@@ -621,7 +745,8 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                                       progress_html(f"Segment {i + 1} done ({data['done']}/{total}).",
                                                     data["done"] / total, 1, "running"))
                 elif kind == "done":  # each clip was shown as it finished; now the selected segment's again
-                    yield shown(st, number, clip(st, number), progress_html("Done: every segment is rendered.", 1, 1, "done"))
+                    yield shown(st, number, clip(st, number),
+                                progress_html("Done. " + story_status(st.status()), 1, 1, "done"))
                 elif kind == "cancelled":
                     yield shown(st, number, None, progress_html(f"Cancelled ({data}).", 0, 0, "cancelled"))
                 elif kind == "error":
@@ -683,12 +808,39 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
             return st, [str(video), str(sidecar)]
 
         def save_project(st, request: gr.Request):
-            """The project as a JSON file (story, takes, settings, start frames; no paths)."""
+            """The project's recipe as a JSON file (story, takes, settings, start frames; no paths, no
+            frames: rendering it again gives the same frames)."""
             st = ensure(st, request)
             return st, str(st.project_file())
 
+        def save_bundle(st, request: gr.Request):
+            """The project as one .zip: the JSON recipe and every take's frames; opening it shows the
+            rendered story at once, with no render."""
+            st = ensure(st, request)
+            try:
+                return st, str(st.bundle_file())
+            except (ProjectError, BundleError) as e:
+                fail(e)
+
+        def storyboard_sheet(st, request: gr.Request):
+            """The storyboard sheet as PNG and PDF: per segment a few frames, prompt, timecode,
+            duration, transition, seed and status."""
+            st = ensure(st, request)
+            from .sheet import SheetError
+            try:
+                return st, [str(f) for f in st.sheet_files()]
+            except (ProjectError, SheetError) as e:
+                fail(e)
+
         FILES = dict(concurrency_limit=LIMIT["files"], concurrency_id="files")
+        bundle_btn.click(save_bundle, [state], [state, project_out], api_name="save_bundle", **FILES)
+        sheet_btn.click(storyboard_sheet, [state], [state, sheet_files], api_name="storyboard_sheet", **FILES)
         preview_btn.click(preview, [state], [state, story_video], api_name="preview", **FILES)
         export_btn.click(export, [state, export_fmt], [state, export_files], api_name="export", **FILES)
         save_btn.click(save_project, [state], [state, project_out], api_name="save_project", **FILES)
+    # the page's look and script, for whoever launches the demo (launch(css=, js=) would be
+    # needed by every caller otherwise; these are what launch falls back to)
+    demo._deprecated_css = STUDIO_CSS + PAGE_CSS
+    demo._deprecated_js = studio_js(pick="board-pick", player="story-player", prompt="prompt", render="render-all",
+                                    undo="undo", redo="redo")
     return demo

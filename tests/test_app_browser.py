@@ -71,11 +71,11 @@ def shot(page, name):
 
 
 def statuses(page):
-    return page.locator("#timeline .seg-status").all_inner_texts()
+    return page.locator("#board .ph-chip").all_inner_texts()
 
 
 def wait_statuses(page, expected):
-    expect(page.locator("#timeline .seg-status")).to_have_text(expected, timeout=T)
+    expect(page.locator("#board .ph-chip")).to_have_text(expected, timeout=T)
 
 
 def open_tab(page, name, field):
@@ -87,7 +87,7 @@ def open_tab(page, name, field):
 def thumb_pixels(page) -> list[np.ndarray]:
     """Each segment thumbnail's pixels, fetched as the page fetches them (not its URL, which names the take)."""
     out = []
-    for img in page.locator("#thumbs img").all():
+    for img in page.locator("#board .ph-card img").all():
         response = page.request.get(img.get_attribute("src"))
         assert response.ok, response.status
         out.append(np.asarray(Image.open(io.BytesIO(response.body())).convert("RGB")))
@@ -95,8 +95,8 @@ def thumb_pixels(page) -> list[np.ndarray]:
 
 
 def export_file(page, fmt: str, dest: Path) -> Path:
-    """Export in `fmt` from the Story video tab and download the new file (not a link left by an earlier export)."""
-    open_tab(page, "Story video", "#export")
+    """Export in `fmt` from the Export tab and download the new file (not a link left by an earlier export)."""
+    open_tab(page, "Export", "#export")
     page.locator("#export-format").get_by_role("radio", name=fmt, exact=True).check()
     old = page.evaluate("() => Array.from(document.querySelectorAll('#export-files a')).map(a => a.href)")
     page.click("#export")
@@ -117,7 +117,7 @@ def wait_render_done(page):
 
 def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_path):
     page.goto(studio_url)
-    expect(page.locator("#timeline-empty")).to_be_visible()
+    expect(page.locator("#board .ph-board-empty")).to_be_visible()
 
     # fast sampling for the tiny model
     open_tab(page, "Settings", "#steps input")
@@ -134,8 +134,8 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
         expect(page.locator("#prompt-counter")).to_contain_text(f"{len(text)} / 1000")
         page.fill("#seed input", str(n))
         page.click("#add")
-        expect(page.locator("#timeline .seg-row")).to_have_count(n)
-    expect(page.locator("#timeline-total")).to_contain_text("0:04.1")  # 33 frames at 8 fps
+        expect(page.locator("#board .ph-card")).to_have_count(n)
+    expect(page.locator("#story-length")).to_contain_text("0:04.1")  # 33 frames at 8 fps
     wait_statuses(page, ["not rendered"] * 3)
     shot(page, "01-timeline")
 
@@ -151,7 +151,7 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
     assert first.shape == (33, 32, 32, 3)
 
     # edit segment 2 and regenerate it: segment 1 stays, segment 3 goes stale
-    page.locator("#thumbs .thumbnail-item").nth(1).click()
+    page.locator("#board .ph-card").nth(1).click()
     expect(page.locator("#prompt textarea")).to_have_value(prompts[1])
     page.fill("#prompt textarea", "a green circle moves left")
     page.click("#render-segment")
@@ -161,12 +161,12 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
     assert np.array_equal(after[0], before[0])  # segment 1: the same frames
     assert not np.array_equal(after[1], before[1])  # segment 2: a new take under its new prompt
     expect(page.locator("#takes label")).to_have_count(2)
-    expect(page.locator("#timeline .seg-prompt").nth(1)).to_have_text("a green circle moves left")
+    expect(page.locator("#board .ph-prompt").nth(1)).to_have_text("a green circle moves left")
     shot(page, "03-regenerated")
 
     # undo the prompt edit: the old prompt and its take come back, so nothing is stale
     page.click("#undo")
-    expect(page.locator("#timeline .seg-prompt").nth(1)).to_have_text(prompts[1])
+    expect(page.locator("#board .ph-prompt").nth(1)).to_have_text(prompts[1])
     wait_statuses(page, ["rendered"] * 3)
     assert all(np.array_equal(a, b) for a, b in zip(thumb_pixels(page), before))
     shot(page, "04-undone")
@@ -194,14 +194,14 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
     # a reload finds the session's project again (browser state + autosave)
     page.reload()
     wait_statuses(page, ["rendered"] * 3)
-    expect(page.locator("#timeline .seg-prompt")).to_have_text(prompts)
+    expect(page.locator("#board .ph-prompt")).to_have_text(prompts)
 
     # start over, then load the saved file: the story comes back and re-renders identically
     open_tab(page, "Project", "#new-project")
     page.click("#new-project")
-    expect(page.locator("#timeline-empty")).to_be_visible()
+    expect(page.locator("#board .ph-board-empty")).to_be_visible()
     page.set_input_files("#project-upload input[type=file]", str(saved))
-    expect(page.locator("#timeline .seg-prompt")).to_have_text(prompts)
+    expect(page.locator("#board .ph-prompt")).to_have_text(prompts)
     wait_statuses(page, ["not rendered"] * 3)  # files carry recipes, not frames
     page.click("#render-all")
     wait_render_done(page)
@@ -213,12 +213,12 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
 
 def test_bad_input_shows_a_message_and_changes_nothing(page, studio_url, tiny_pipe, tmp_path):
     page.goto(studio_url)
-    expect(page.locator("#timeline-empty")).to_be_visible()
+    expect(page.locator("#board .ph-board-empty")).to_be_visible()
     page.fill("#prompt textarea", "x" * 10_000)
     expect(page.locator("#prompt-counter")).to_contain_text("10000 / 1000")
     page.click("#add")
     expect(page.get_by_text("at most 1000").first).to_be_visible()
-    expect(page.locator("#timeline-empty")).to_be_visible()
+    expect(page.locator("#board .ph-board-empty")).to_be_visible()
     hostile = tmp_path / "hostile.json"
     hostile.write_text(json.dumps({"format": "phenaki-studio-project/1", "story": {"format": "phenaki-story/1",
                                    "segments": [{"prompt": "x", "frames": 11, "seed": 0, "path": "../../etc/passwd"}]},
@@ -226,7 +226,7 @@ def test_bad_input_shows_a_message_and_changes_nothing(page, studio_url, tiny_pi
     open_tab(page, "Project", "#project-upload")
     page.set_input_files("#project-upload input[type=file]", str(hostile))
     expect(page.get_by_text("malformed").first).to_be_visible()
-    expect(page.locator("#timeline-empty")).to_be_visible()
+    expect(page.locator("#board .ph-board-empty")).to_be_visible()
     shot(page, "07-bad-input")
 
     # a long render shows its progress beside the timeline, and Cancel stops it
