@@ -73,13 +73,13 @@ MUTANTS = [
            "            tokens, self.scheduler.shared_state = self.scheduler.step(\n"
            "                logits, i, tokens, generator, state=self.scheduler.shared_state if i else state,\n"
            "                return_dict=False)\n",
-           ("tests/test_concurrent_sampling.py", "-k", "solo_renders")),
+           ("tests/test_mutation_guards.py", "tests/test_concurrent_sampling.py", "-k", "lockstep or solo_renders")),
     Mutant("interrupt-flag-shared", "cancelling one render leaves another on the same pipeline untouched "
            "(the interrupt flag is per call)",
            PIPELINE,
            "        self._per_call = threading.local()  # interrupt flag, step count: one per calling thread\n",
            "        self._per_call = type(\"Shared\", (), {})()  # one flag for every thread\n",
-           ("tests/test_concurrent_sampling.py", "-k", "cancelling")),
+           ("tests/test_mutation_guards.py", "tests/test_concurrent_sampling.py", "-k", "cancel")),
     Mutant("revision-transformer-only", "pipe.revision covers every weight of every component",
            PIPELINE,
            "for module in (self.text_encoder, self.vqvae, self.transformer):",
