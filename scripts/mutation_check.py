@@ -239,8 +239,9 @@ def scratch_copy(root: Path, dest: Path) -> Path:
     return dest
 
 
-FAILED = re.compile(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$", re.MULTILINE)
-FIRST_FAILURE = re.compile(r"^(\S+::\S+) (FAILED|ERROR)\b")  # pytest -v, as soon as a test's verdict is in
+# Test ids may hold spaces (parameters such as "png 1x60000 (312 bytes)").
+FAILED = re.compile(r"^(FAILED|ERROR) (\S+::.*?)(?: - (.*))?$", re.MULTILINE)
+FIRST_FAILURE = re.compile(r"^(\S+::.*) (FAILED|ERROR)(?: +\[ *\d+%\])?\s*$")  # pytest -v: a test's verdict is in
 GRACE_S = 30  # after the first failure, how long the run may go on tearing down before it is stopped
 
 
