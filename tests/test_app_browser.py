@@ -2,6 +2,7 @@
 
 Screenshots go to tests/artifacts/ so a person can look at the page each step produced.
 """
+import base64
 import io
 import json
 import os
@@ -88,9 +89,14 @@ def thumb_pixels(page) -> list[np.ndarray]:
     """Each segment thumbnail's pixels, fetched as the page fetches them (not its URL, which names the take)."""
     out = []
     for img in page.locator("#board .ph-card img").all():
-        response = page.request.get(img.get_attribute("src"))
-        assert response.ok, response.status
-        out.append(np.asarray(Image.open(io.BytesIO(response.body())).convert("RGB")))
+        src = img.get_attribute("src")
+        if src.startswith("data:"):  # the board inlines its thumbnails
+            body = base64.b64decode(src.partition(",")[2])
+        else:
+            response = page.request.get(src)
+            assert response.ok, response.status
+            body = response.body()
+        out.append(np.asarray(Image.open(io.BytesIO(body)).convert("RGB")))
     return out
 
 
@@ -233,13 +239,13 @@ def test_bad_input_shows_a_message_and_changes_nothing(page, studio_url, tiny_pi
     page.fill("#prompt textarea", "a red circle moves right")
     page.fill("#duration input", "400")
     page.click("#add")
-    expect(page.locator("#timeline .seg-row")).to_have_count(1)
+    expect(page.locator("#board .ph-card")).to_have_count(1)
     forwards = []  # the shared pipeline's sampling steps, counted where they happen
     hook = tiny_pipe.transformer.register_forward_hook(lambda *a: forwards.append(1))
     try:
         page.click("#render-all")
         expect(page.locator("#progress-text")).to_contain_text("step")
-        expect(page.locator("#timeline .seg-row")).to_be_visible()  # not hidden by the progress
+        expect(page.locator("#board .ph-card")).to_be_visible()  # not hidden by the progress
         shot(page, "08-rendering")
         page.click("#cancel")
         page.wait_for_selector("#progress-box[data-state=cancelled]", timeout=T)

@@ -28,7 +28,7 @@ PROMPTS = ["a red circle moves right", "a red circle moves left", "a blue circle
 @pytest.fixture(scope="module")
 def renders():
     """How many segments the app has rendered (a bundle must open with none)."""
-    from phenaki_core.pipelines import story
+    from phenaki_core.story import engine as story
 
     calls = []
     original = story.StoryRenderer.render_segment
