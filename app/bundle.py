@@ -29,12 +29,9 @@ says what is wrong, in plain words.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
 import re
-import secrets
 import struct
 import zipfile
 import zlib
@@ -42,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .project import MAX_PROJECT_BYTES
+from .project import MAX_PROJECT_BYTES, atomic_write
 
 BUNDLE_FORMAT = "phenaki-studio-bundle/1"
 MANIFEST = "phenaki-bundle.json"
@@ -181,28 +178,18 @@ def write_bundle(path: str | Path, project_json: str, takes: dict[str, dict[str,
     if total > MAX_UNPACKED_BYTES or max(map(len, entries.values())) > MAX_ENTRY_BYTES:
         raise BundleError(f"the renders are too large for one bundle (over {MAX_UNPACKED_BYTES // 2**20} MB, "
                           f"or one take over {MAX_ENTRY_BYTES // 2**20} MB); save the recipe alone")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            with zipfile.ZipFile(f, "w") as z:
-                def put(name: str, data: bytes):
-                    info = zipfile.ZipInfo(name, _FIXED_TIME)
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    z.writestr(info, data, compresslevel=6)
+    # Built in memory (bounded above), then written by the studio's one atomic writer.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        def put(name: str, data: bytes):
+            info = zipfile.ZipInfo(name, _FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data, compresslevel=6)
 
-                put(MANIFEST, json.dumps(manifest, indent=1).encode())
-                for name, data in entries.items():
-                    put(name, data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+        put(MANIFEST, json.dumps(manifest, indent=1).encode())
+        for name, data in entries.items():
+            put(name, data)
+    return atomic_write(path, buffer.getvalue())
 
 
 # -- reading -------------------------------------------------------------------------------
