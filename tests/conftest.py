@@ -40,3 +40,22 @@ def make_tiny():
     """`make_tiny_pipeline` as a fixture: `from conftest import ...` would find whichever
     conftest module was imported first (tests/hostile has its own)."""
     return make_tiny_pipeline
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium for the browser tests, and Playwright to drive it. Missing, they skip
+    on a developer's machine; in CI (CI=true) they fail, so a green run means they ran."""
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    path = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    missing = [what for what, ok in ((f"no chromium at {path} (apt-get install -y chromium)", Path(path).exists()),
+                                     ("no playwright (pip install playwright)",
+                                      importlib.util.find_spec("playwright") is not None)) if not ok]
+    if missing:
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"{'; '.join(missing)}; CI=true, so the browser tests must run, not skip")
+        pytest.skip("; ".join(missing))
+    return path

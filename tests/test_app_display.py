@@ -4,7 +4,6 @@ import os
 import re
 import socket
 from html.parser import HTMLParser
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,10 +205,7 @@ T = 60_000  # ms: upper bounds for waits, never asserted as timings
 
 
 @pytest.fixture(scope="module")
-def display_page(tmp_path_factory):
-    pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no chromium at {CHROMIUM}")
+def display_page(tmp_path_factory, chromium):
     from display_page import build
     from playwright.sync_api import sync_playwright
 
