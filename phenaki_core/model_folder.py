@@ -10,6 +10,9 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "phenaki-shapes
 DEFAULT_MODEL_NAME = DEFAULT_MODEL.name
 COMPONENTS = ("text_encoder", "vqvae", "transformer", "scheduler")
 WEIGHTED = ("vqvae", "transformer")  # the components whose weights live in the folder
+# A folder may also hold these (PhenakiPipeline._optional_components); when model_index.json
+# names one, it must be whole. "upsampler": the same tokens drawn at a larger size.
+OPTIONAL = ("upsampler",)
 
 
 class ModelLoadError(ValueError):
@@ -19,7 +22,9 @@ class ModelLoadError(ValueError):
 def check_model_folder(model: str | Path | None) -> Path:
     """The folder `model` (None: the shipped default) if it looks like a Phenaki pipeline
     folder: model_index.json naming every component, each with its config, and safetensors
-    weights for those that carry weights. Raises ModelLoadError saying what is wrong."""
+    weights for those that carry weights; an optional component it names must be whole too.
+    Raises ModelLoadError saying what is wrong (an upsampler made for another tokenizer is
+    found when the pipeline loads: load_pipeline raises ModelLoadError then)."""
     folder = Path(model) if model else DEFAULT_MODEL
     if not folder.is_dir():
         raise ModelLoadError(f"no model folder at {folder}")
@@ -39,7 +44,11 @@ def check_model_folder(model: str | Path | None) -> Path:
         config = "scheduler_config.json" if c == "scheduler" else "config.json"
         if not (folder / c / config).is_file():
             raise ModelLoadError(f"{folder} is incomplete: {c}/{config} is missing")
-    for c in WEIGHTED:
+    present = [c for c in OPTIONAL if isinstance(data.get(c), list) and any(data[c])]  # [null, null]: absent
+    for c in present:
+        if not (folder / c / "config.json").is_file():
+            raise ModelLoadError(f"{folder} is incomplete: model_index.json names {c}, but {c}/config.json is missing")
+    for c in (*WEIGHTED, *present):
         if not list((folder / c).glob("*.safetensors")):
             raise ModelLoadError(f"{folder} is incomplete: {c}/ has no .safetensors weights")
     return folder

@@ -28,12 +28,17 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
+from ..io import MAX_SIZE
 from ..models import CViViT, MaskGitTransformer
+from ..models.upsampler import TokenUpsampler, decode_tokens, redraw_segment, to_frames
 from ..schedulers import MaskGitScheduler
 from ..text import TextEncoder
 from .defaults import DEFAULT_CONTEXT_FRAMES, DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 OUTPUT_TYPES = ("np", "pil", "pt", "latent")
+# Sizes the model does not draw itself are its own frames upscaled by this filter: smooth,
+# and what the token upsampler's fallback (models/upsampler.py, decode_tokens) uses.
+UPSCALE_MODE = "bicubic"
 
 
 class GenerationInterrupted(InterruptedError):
@@ -51,13 +56,20 @@ class PhenakiPipelineOutput(BaseOutput):
 
 
 class PhenakiPipeline(DiffusionPipeline):
-    model_cpu_offload_seq = "text_encoder->transformer->vqvae"
+    model_cpu_offload_seq = "text_encoder->transformer->vqvae->upsampler"
     _callback_tensor_inputs = ["tokens", "logits"]
+    # A second decoder of the same tokens at a larger size (models/upsampler.py): a model
+    # folder has it or not, and one without it upscales instead.
+    _optional_components = ["upsampler"]  # noqa: RUF012 (a list, as diffusers declares it)
 
     def __init__(self, text_encoder: TextEncoder, vqvae: CViViT, transformer: MaskGitTransformer,
-                 scheduler: MaskGitScheduler, fps: int = 8):
+                 scheduler: MaskGitScheduler, fps: int = 8, upsampler: TokenUpsampler | None = None):
         super().__init__()
-        self.register_modules(text_encoder=text_encoder, vqvae=vqvae, transformer=transformer, scheduler=scheduler)
+        if upsampler is not None and not upsampler.matches(vqvae):
+            raise ValueError("the upsampler reads other tokens than this tokenizer makes (its grid, tubelets or "
+                             "code table differ): it belongs to another model")
+        self.register_modules(text_encoder=text_encoder, vqvae=vqvae, transformer=transformer, scheduler=scheduler,
+                              upsampler=upsampler)
         self.register_to_config(fps=fps)  # the frame rate the model was trained at
         self._encode_cached = lru_cache(maxsize=256)(self._encode_one)
         self._per_call = threading.local()  # interrupt flag, step count: one per calling thread
@@ -96,7 +108,15 @@ class PhenakiPipeline(DiffusionPipeline):
 
     @property
     def frame_size(self) -> int:
+        """The side of the frames the model samples (and continues from)."""
         return self.vqvae.config.image_size
+
+    @property
+    def drawn_sizes(self) -> tuple[int, ...]:
+        """Frame sizes the model draws itself from its tokens: its frame size, and its
+        upsampler's when it has one. Every other size is an upscale of its frames."""
+        up = getattr(self, "upsampler", None)
+        return tuple(sorted({self.frame_size} | ({up.output_size} if up is not None else set())))
 
     @property
     def fps(self) -> int:
@@ -244,11 +264,69 @@ class PhenakiPipeline(DiffusionPipeline):
         return self.vqvae.tokenize(video)
 
     @torch.no_grad()
-    def decode_tokens(self, tokens: torch.LongTensor) -> np.ndarray:
-        """tokens (B, T', g, g) -> uint8 frames (B, T, H, W, 3), on the CPU."""
+    def decode_tokens(self, tokens: torch.LongTensor, size: int | None = None) -> np.ndarray:
+        """tokens (B, T', g, g) -> uint8 frames (B, T, size, size, 3), on the CPU. size None:
+        the model's frame size, drawn by the tokenizer; the upsampler's size: drawn by it;
+        any other: the tokenizer's frames upscaled (UPSCALE_MODE)."""
+        size = self.check_size(size, size)
         self._onload(self.vqvae)
-        video = self.vqvae.detokenize(tokens.to(self._execution_device)).float()
-        return ((video + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
+        if size == self.frame_size:
+            video = self.vqvae.detokenize(tokens.to(self._execution_device)).float()
+            return ((video + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
+        if self.upsampler is not None:
+            self._onload(self.upsampler)
+        return to_frames(decode_tokens(self.vqvae, tokens.to(self._execution_device), size, self.upsampler, UPSCALE_MODE))
+
+    def check_size(self, height: int | None = None, width: int | None = None) -> int:
+        """The frame side a call asks for (diffusers' height and width; frames are square, so
+        one of them is enough; None: the model's frame size). ValueError for anything else."""
+        for name, value in (("height", height), ("width", width)):
+            if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool)
+                                      or not 1 <= value <= MAX_SIZE):
+                raise ValueError(f"{name} must be a number of pixels from 1 to {MAX_SIZE}, got {value!r}")
+        if height is not None and width is not None and height != width:
+            raise ValueError(f"frames are square: height and width must be equal, got {height} x {width}")
+        return int(height or width or self.frame_size)
+
+    @torch.no_grad()
+    def draw_clips(self, clip_tokens: list, context_lengths: list[int], num_frames: int, size: int) -> np.ndarray:
+        """A run of clips (as the story engine keeps them: each clip's token grid, and how
+        many context frames it began with) drawn again at `size`: the frames after each
+        clip's context, in order, the first `num_frames`; uint8 (num_frames, size, size, 3).
+        At the model's frame size these are exactly the frames the clips were rendered as."""
+        size = self.check_size(size, size)
+        self._onload(self.vqvae)
+        if self.upsampler is not None:
+            self._onload(self.upsampler)
+        tokens = [t.to(self._execution_device) for t in clip_tokens]
+        return redraw_segment(self.vqvae, tokens, list(context_lengths), num_frames, size, self.upsampler, UPSCALE_MODE)
+
+    @torch.no_grad()
+    def redraw(self, frames: np.ndarray, size: int) -> np.ndarray:
+        """Frames the model made, uint8 (T, F, F, 3) at its frame size F, drawn again at `size`,
+        one of `drawn_sizes`: re-tokenized clip by clip and drawn by the upsampler (at F they
+        are returned as they are). For frames whose tokens were not kept: a reopened project,
+        an old autosave, start frames. Chunks of `clip_frames` (the tokenizer reads a first
+        frame alone, then tubelets, so each chunk starts afresh as a clip does); a last chunk
+        that is not 1 + n*tubelet long repeats its last frame, and the repeats are dropped
+        (the tokenizer is causal, so they change nothing before them)."""
+        frames = np.asarray(frames)
+        f = self.frame_size
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (f, f, 3) or not len(frames):
+            raise ValueError(f"expected uint8 frames (T, {f}, {f}, 3) with T >= 1, got {frames.dtype} {frames.shape}")
+        size = self.check_size(size, size)
+        if size not in self.drawn_sizes:
+            raise ValueError(f"this model draws {' and '.join(map(str, self.drawn_sizes))} pixels, not {size}: "
+                             "upscale its frames instead")
+        if size == f:
+            return frames
+        tp, n, out = self.temporal_patch_size, self.clip_frames, []
+        for start in range(0, len(frames), n):
+            chunk = frames[start:start + n]
+            pad = -(len(chunk) - 1) % tp
+            padded = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)]) if pad else chunk
+            out.append(self.decode_tokens(self.encode_frames(padded), size)[0, :len(chunk)])
+        return np.concatenate(out)
 
     def generate_clip(self, prompt: str, context_frames: np.ndarray | None = None, **sampling):
         """One clip under `prompt`, continuing `context_frames` (uint8) when given.
@@ -315,7 +393,7 @@ class PhenakiPipeline(DiffusionPipeline):
                  generator: torch.Generator | list[torch.Generator] | None = None, output_type: str = "np",
                  return_dict: bool = True, callback_on_step_end=None,
                  callback_on_step_end_tensor_inputs: list[str] = ("tokens",),
-                 context_frames: int = DEFAULT_CONTEXT_FRAMES):
+                 context_frames: int = DEFAULT_CONTEXT_FRAMES, height: int | None = None, width: int | None = None):
         """Generate a batch of videos: one per prompt (times `num_videos_per_prompt`).
 
         prompt: a string or a list of strings, a batch (a story is `phenaki_core.story.PhenakiStoryPipeline`).
@@ -324,6 +402,11 @@ class PhenakiPipeline(DiffusionPipeline):
             continue the same prompt clip after clip from their last `context_frames` frames.
         generator: one CPU generator, or a list of one per video (each video then depends
             on its own alone); a CPU generator drives a pipeline on any device.
+        height, width: the frames' side in pixels (square: give one, or both equal; default
+            the model's frame size, `pipe.frame_size`). Sampling is always at the model's size;
+            a size in `pipe.drawn_sizes` is drawn from the sampled tokens by the model (its
+            upsampler, when it has one), any other is its frames upscaled (bicubic). Ignored
+            for output_type "latent".
         callback_on_step_end(pipe, step, timestep, kwargs) -> dict: called after every
             sampling step with the tensors named in `callback_on_step_end_tensor_inputs`;
             "tokens" returned in the dict replace the current tokens. Setting
@@ -335,6 +418,7 @@ class PhenakiPipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         self.check_inputs(prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale,
                           num_videos_per_prompt, output_type, context_frames, callback_on_step_end_tensor_inputs)
+        size = self.check_size(height, width)
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         prompts = [p for p in prompts for _ in range(num_videos_per_prompt)]
         negatives = None
@@ -349,7 +433,7 @@ class PhenakiPipeline(DiffusionPipeline):
                         callback_on_step_end=callback_on_step_end, negative_prompts=negatives,
                         callback_on_step_end_tensor_inputs=tuple(callback_on_step_end_tensor_inputs))
 
-        frames, grids, context = [], [], None
+        frames, grids, skips, context = [], [], [], None
         with self.progress_bar(total=n_clips * self.scheduler.num_timesteps(num_inference_steps)) as bar:
             while sum(len(f[0]) for f in frames) < num_frames:
                 if context is not None:  # C-ViViT takes 1 + n*tp frames: the longest such tail
@@ -361,9 +445,16 @@ class PhenakiPipeline(DiffusionPipeline):
                 new = clip if context is None else clip[:, context.shape[1]:]
                 frames.append(new)
                 grids.append(tokens)
+                skips.append(0 if context is None else context.shape[1])
                 tail = new if context is None else np.concatenate([context, new], axis=1)
                 context = tail[:, -context_frames:]
         video = np.concatenate(frames, axis=1)[:, :num_frames]  # uint8 (B, F, H, W, 3)
+        if output_type != "latent" and size != self.frame_size:
+            # Continuations were sampled from the frames at the model's size (above); each
+            # clip's tokens are drawn again at `size`, its context frames dropped as there.
+            del frames
+            video = np.concatenate([self.decode_tokens(t, size)[:, skip:] for t, skip in zip(grids, skips)],
+                                   axis=1)[:, :num_frames]
 
         self.maybe_free_model_hooks()
         out = torch.stack(grids, dim=1) if output_type == "latent" else self.postprocess_video(video, output_type)
