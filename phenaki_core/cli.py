@@ -101,9 +101,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--out", default="outputs/story.mp4", metavar="FILE",
                    help=f"output file; its suffix picks the format: {', '.join(VIDEO_SUFFIXES)}")
     p.add_argument("--fps", type=float, default=None, help="frame rate of the file (default: the model's, 8)")
-    p.add_argument("--size", type=int, default=None, help="upscale the longer side to this many pixels")
+    p.add_argument("--size", type=int, default=None,
+                   help="frame side in pixels: drawn from the story's tokens by the model's learned decoder when "
+                        "the model draws that size, else its frames upscaled by --resample")
     p.add_argument("--resample", default=None, choices=RESAMPLE_CHOICES + ("bicubic",),
-                   help="upscaling filter: nearest is pixel-crisp, lanczos smooth (default: nearest)")
+                   help="upscaling filter: nearest is pixel-crisp, lanczos smooth (default: nearest); giving it "
+                        "upscales even where the model could draw --size itself")
     p.add_argument("--device", default="auto", help=f"where to run: {', '.join(DEVICES)} or cuda:N; auto takes a CUDA GPU "
                                                     "when there is one")
     p.add_argument("--dtype", default="auto", choices=DTYPES,
@@ -312,12 +315,29 @@ def _generate(parser, args):
         sys.exit(130)
     progress.close()
     # A re-rendered sidecar keeps its export settings unless the command line overrides them.
-    video, sidecar = export_story(renderer.frames(), story, args.out, fps=args.fps or export.get("fps") or pipe.fps,
-                                  size=args.size or export.get("size"),
-                                  resample=args.resample or export.get("resample") or "nearest", init_frames=init)
+    size, resample, learned = _export_size(pipe, args, export)
+    if size not in (None, pipe.frame_size) and not args.quiet:
+        print(f"size {size}: drawn by the model's learned decoder from the story's tokens" if learned else
+              f"size {size}: the model's {pipe.frame_size}-pixel frames upscaled ({resample})", file=sys.stderr)
+    frames = renderer.frames(size) if learned else renderer.frames()
+    video, sidecar = export_story(frames, story, args.out, fps=args.fps or export.get("fps") or pipe.fps,
+                                  size=size, resample=resample, init_frames=init, learned=learned)
     print(video)
     if not args.quiet:
         print(sidecar, file=sys.stderr)
+
+
+def _export_size(pipe, args, export: dict) -> tuple[int | None, str, bool]:
+    """(size, plain filter, whether the model draws it): the model's learned decoder draws a
+    size it draws itself (pipe.drawn_sizes) unless a plain filter was asked for, by --resample
+    or by a sidecar whose export was upscaled (every sidecar written before the decoder was:
+    re-rendering reproduces its frames; --size on the command line asks anew). The filter is
+    also what the sidecar keeps for a model without the decoder."""
+    size = args.size or export.get("size")
+    resample = args.resample or export.get("resample") or "nearest"
+    asked_plain = args.resample is not None or (args.size is None and not export.get("learned"))
+    learned = size is not None and size != pipe.frame_size and size in pipe.drawn_sizes and not asked_plain
+    return size, resample, learned
 
 
 def _evaluate(parser, args):

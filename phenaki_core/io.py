@@ -150,13 +150,16 @@ def write_video(frames: np.ndarray, path: str | Path, fps: float = 8, size: int 
 
 
 def export_story(frames: np.ndarray, story, path: str | Path, fps: float = 8, size: int | None = None,
-                 resample: str = "nearest", init_frames: np.ndarray | None = None) -> tuple[Path, Path]:
+                 resample: str = "nearest", init_frames: np.ndarray | None = None,
+                 learned: bool = False) -> tuple[Path, Path]:
     """The video and, beside it, `<stem>.story.json`: the story, the frames it started from
     (if any, as PNGs) and the export settings: enough to render the same frames again.
+    `learned`: the frames were drawn at `size` by the model itself (its upsampler), not
+    upscaled; the sidecar says so, and keeps `resample` for a model that cannot draw it.
     Returns (video path, sidecar path)."""
     video = write_video(frames, path, fps, size, resample)
     sidecar = video.with_name(f"{video.stem}.story.json")
-    data = {**story.to_dict(), "export": {"fps": fps, "size": size, "resample": resample}}
+    data = {**story.to_dict(), "export": {"fps": fps, "size": size, "resample": resample, "learned": bool(learned)}}
     if init_frames is not None:
         data["init_frames"] = [_png_base64(f) for f in init_frames]
     with _atomic(sidecar) as tmp:
@@ -214,7 +217,8 @@ def _png_base64(frame: np.ndarray) -> str:
 
 def load_sidecar(path: str | Path):
     """(Story, start frames or None, export settings) from a `.story.json` that export_story
-    wrote; the export settings are {"fps", "size", "resample"}, each None where it is missing."""
+    wrote; the export settings are {"fps", "size", "resample", "learned"}, each None where it
+    is missing (sidecars written before the learned decoder have no "learned": upscaled)."""
     from .story.timeline import Story, StoryError
 
     text = Path(path).read_text(encoding="utf-8")
@@ -223,8 +227,10 @@ def load_sidecar(path: str | Path):
     saved = data.get("export") or {}
     if not isinstance(saved, dict):
         raise StoryError(f"the sidecar's export settings are malformed: {saved!r}")
-    export = {k: saved.get(k) for k in ("fps", "size", "resample")}
+    export = {k: saved.get(k) for k in ("fps", "size", "resample", "learned")}
     try:  # checked now, not after minutes of rendering
+        if export["learned"] not in (None, True, False):
+            raise ValueError(f"learned must be true or false, got {export['learned']!r}")
         if export["fps"] is not None:
             _check_fps(export["fps"])
         _check_upscale(export["size"], export["resample"] or "nearest")

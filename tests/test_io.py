@@ -209,7 +209,7 @@ def test_sidecar_carries_the_start_frames_exactly(tmp_path, clip):
     _, sidecar = export_story(clip, story, tmp_path / "s.mp4", init_frames=clip[-5:])
     again, init, export = load_sidecar(sidecar)
     assert again == story and np.array_equal(init, clip[-5:])
-    assert export == {"fps": 8, "size": None, "resample": "nearest"}
+    assert export == {"fps": 8, "size": None, "resample": "nearest", "learned": False}
     _, plain = export_story(clip, story, tmp_path / "p.mp4")
     assert load_sidecar(plain)[1] is None
 

@@ -30,6 +30,16 @@ class RenderedSegment:
     context_fingerprint: str
     frames: np.ndarray  # uint8 (n, H, W, 3): this segment's own frames, context excluded
     tokens: list = field(default_factory=list)  # the token grid of each clip
+    # How many context frames each clip began with (its first frames are those, re-encoded):
+    # with `tokens`, the segment draws again at another size (`redraw`) without sampling.
+    context_lengths: list = field(default_factory=list)
+
+    def redraw(self, pipe, size: int) -> np.ndarray:
+        """This segment's frames drawn again from its clips' tokens at `size` (uint8
+        (n, size, size, 3)): by the model where it draws that size, else its frames upscaled."""
+        if len(self.tokens) != len(self.context_lengths) or not self.tokens:
+            raise StoryError("this segment kept no tokens to draw again from (a take without tokens)")
+        return pipe.draw_clips(self.tokens, self.context_lengths, len(self.frames), size)
 
 
 def _fingerprint(story: "Story", context: np.ndarray | None) -> str:
@@ -56,7 +66,7 @@ def render_segment(pipe, story: Story, index: int, before: np.ndarray | None, sh
     context = before[-k:] if seg.transition == "continue" and before is not None and len(before) else None
     fingerprint = _fingerprint(story, context)
     tp = pipe.temporal_patch_size
-    produced, frames, tokens, clip = 0, [], [], 0
+    produced, frames, tokens, skips, clip = 0, [], [], [], 0
     n_clips = pipe.clips_needed(seg.frames, k, continues=context is not None)
 
     def step_end(p, i, t, kwargs):
@@ -82,10 +92,11 @@ def render_segment(pipe, story: Story, index: int, before: np.ndarray | None, sh
         new = clip_frames[0 if context is None else len(context):]
         frames.append(new)
         tokens.append(clip_tokens.cpu())
+        skips.append(0 if context is None else len(context))
         produced += len(new)
         tail = np.concatenate(([] if context is None else [context]) + [new])
         context, clip = tail[-k:], clip + 1
-    return RenderedSegment(seg, fingerprint, np.concatenate(frames)[: seg.frames], tokens)
+    return RenderedSegment(seg, fingerprint, np.concatenate(frames)[: seg.frames], tokens, skips)
 
 
 class StoryRenderer:
@@ -145,11 +156,16 @@ class StoryRenderer:
                 on_segment_done(i, self.results[i])
         return self.results
 
-    def frames(self) -> np.ndarray:
+    def frames(self, size: int | None = None) -> np.ndarray:
+        """The story's frames; at `size` (None: the model's frame size, as rendered), each
+        segment drawn again from its tokens (`RenderedSegment.redraw`): the story was sampled,
+        and its continuations re-encoded, at the model's size either way."""
         missing = [i + 1 for i, r in enumerate(self.results) if r is None]
         if missing:
             raise StoryError(f"segments {missing} are not rendered yet")
-        return np.concatenate([r.frames for r in self.results])
+        if size is None or size == self.pipe.frame_size:
+            return np.concatenate([r.frames for r in self.results])
+        return np.concatenate([r.redraw(self.pipe, size) for r in self.results])
 
 
 def render_story(pipe, story: Story, init_frames: np.ndarray | None = None, **hooks) -> list[RenderedSegment]:

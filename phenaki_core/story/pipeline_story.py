@@ -70,7 +70,8 @@ class PhenakiStoryPipeline:
                  num_inference_steps: int = DEFAULT_STEPS, guidance_scale: float = DEFAULT_GUIDANCE,
                  context_frames: int = DEFAULT_CONTEXT_FRAMES, transitions: list[str] | None = None,
                  init_frames: np.ndarray | None = None, output_type: str = "np", return_dict: bool = True,
-                 callback_on_step_end=None, on_step=None, should_cancel=None):
+                 callback_on_step_end=None, on_step=None, should_cancel=None, height: int | None = None,
+                 width: int | None = None):
         """Render a story: one segment per prompt, each continuing the frames before it.
 
         prompt: the segments' prompts in order, or a `Story` (e.g. from a sidecar), whose own
@@ -79,6 +80,9 @@ class PhenakiStoryPipeline:
         seed: segment i is drawn from seed + i.
         transitions: per segment "continue" (default) or "cut" (start afresh).
         init_frames: uint8 (T, H, W, 3) frames the first segment continues (an image to animate).
+        height, width: the frames' side (square; default the model's frame size), as
+            PhenakiPipeline's: the story is sampled at the model's size and each clip's tokens
+            drawn at this one (by the model's upsampler where it draws it, else upscaled).
         on_step(segment, clip, clips, step, steps), should_cancel() -> bool: progress and a
             stop flag checked between sampling steps (RenderCancelled).
         Raises StoryError for a story that cannot be rendered.
@@ -99,6 +103,7 @@ class PhenakiStoryPipeline:
                           context_frames=context_frames)
         if output_type not in ("np", "pt", "pil", "latent"):
             raise ValueError(f"output_type must be one of ('np', 'pt', 'pil', 'latent'), got {output_type!r}")
+        size = self.pipe.check_size(height, width)  # before any rendering
         story = replace(story, model=self.pipe.model_name or story.model, model_revision=self.pipe.revision)
         renderer = StoryRenderer(self.pipe, story, init_frames)
         rendered = renderer.render(callback_on_step_end=callback_on_step_end, on_step=on_step,
@@ -106,7 +111,7 @@ class PhenakiStoryPipeline:
         if output_type == "latent":
             out = torch.stack([t for r in rendered for t in r.tokens])[None]
         else:
-            out = self.pipe.postprocess_video(renderer.frames()[None], output_type)
+            out = self.pipe.postprocess_video(renderer.frames(size)[None], output_type)
         if not return_dict:
             return (out,)
         return PhenakiStoryOutput(frames=out, segments=rendered, story=story)
