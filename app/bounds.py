@@ -155,6 +155,14 @@ def player_size(frames: int, frame_size: int, export_size: int) -> int:
     return max(frame_size, min(max(PLAYER_MIN, int(export_size)), PLAYER_MAX, fit))
 
 
+def redraw_fits(frames: int, drawn_size: int, player: int, frame_size: int) -> bool:
+    """Whether the player may draw its frames at `drawn_size` (the model's learned decoder)
+    before upscaling them to `player` pixels: both copies within the budget, and no drawing
+    larger than the player shows."""
+    need = export_bytes(frames, player, frame_size, "mp4") + export_bytes(frames, drawn_size, frame_size, "npy")
+    return drawn_size <= player and need <= EXPORT_BUDGET_BYTES
+
+
 def allowed_hosts(host: str) -> list[str]:
     """Host header values the server answers: a local bind answers only local names (a DNS
     rebinding page cannot reach it); a wider bind answers the names in PHENAKI_ALLOWED_HOSTS

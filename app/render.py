@@ -25,7 +25,7 @@ from PIL import Image
 from phenaki_core.io import export_story, write_video
 from phenaki_core.story import RenderCancelled, StoryError, StoryRenderer
 
-from .bounds import check_export, player_size, preview_size
+from .bounds import check_export, player_size, preview_size, redraw_fits
 from .bundle import read_bundle, write_bundle
 from .project import Project, ProjectError, _int, atomic_write, random_seed
 from .sheet import Sheet, SheetSegment, stills_of, write_sheet
@@ -307,10 +307,16 @@ class Studio:
             write_video(frames, path, fps=s.fps, size=size)
         return path
 
+    def draws(self, size: int | None) -> bool:
+        """Whether the model draws frames of `size` itself (its learned decoder), so an export
+        at that size is drawn rather than upscaled. The pipeline owns the fact."""
+        return size is not None and size != self.project.frame_size and size in self.pipe.drawn_sizes
+
     def player_path(self, count: int) -> Path | None:
         """The story player's video: the first `count` segments (the rendered prefix), at the
-        export setting's size (nearest neighbour, as the export), so what plays is what will
-        be exported. None when there is nothing to play."""
+        export setting's size (drawn by the model where it draws that size and the memory
+        budget holds both copies, else nearest neighbour, as the export), so what plays is
+        what will be exported. None when there is nothing to play."""
         with self.lock:
             p = self.project
             parts = [p.usable(i) for i in range(min(count, len(p.items)))]
@@ -320,8 +326,11 @@ class Studio:
             s = p.settings
         key = hashlib.sha256(frames.tobytes()).hexdigest()[:12]
         size = player_size(len(frames), self.project.frame_size, s.export_size)
-        path = self._file("player", f"story-{key}-{s.fps:g}-{size}.mp4")
+        drawn = self.draws(s.export_size) and redraw_fits(len(frames), s.export_size, size, self.project.frame_size)
+        path = self._file("player", f"story-{key}-{s.fps:g}-{size}{f'-drawn{s.export_size}' if drawn else ''}.mp4")
         if not path.is_file():
+            if drawn:  # drawn at the export size, then nearest up to the player's, as exported
+                frames = self.pipe.redraw(frames, s.export_size)
             tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp.mp4")
             write_video(frames, tmp, fps=s.fps, size=size)
             tmp.replace(path)
@@ -366,11 +375,14 @@ class Studio:
         size = None if fmt == "npy" else int(s.export_size)  # .npy: the raw frames, as generated
         check_export(self.project.total_frames(), size, self.project.frame_size, fmt)  # before any copy
         frames = self.story_frames()
+        learned = self.draws(size)
+        if learned:  # the model draws this size itself: re-tokenized and drawn, not upscaled
+            frames = self.pipe.redraw(frames, size)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = self._file("exports", f"phenaki-story-{stamp}-{secrets.token_hex(2)}.{fmt}")
         story = replace(self.project.story(), model_revision=self.pipe.revision)
         return export_story(frames, story, path, fps=s.fps, size=size, resample="nearest",
-                            init_frames=self.project.init_frames)
+                            init_frames=self.project.init_frames, learned=learned)
 
     def project_file(self) -> Path:
         path = self._file("projects", "phenaki-project.json")

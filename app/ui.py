@@ -386,8 +386,13 @@ def build_demo(pipe, projects_dir: str | Path | None = None, work_dir: str | Pat
                     steps = RawNumber(12, label="Sampling steps (1-64)", precision=0, elem_id="steps")
                     guidance = RawNumber(DEFAULT_GUIDANCE, label="Guidance (0-20)", elem_id="guidance")
                     fps_in = RawNumber(fps, label="Playback fps", elem_id="fps")
+                    drawn = [n for n in pipe.drawn_sizes if n != pipe.frame_size]
                     size_in = RawNumber(256, label="Export size (pixels, longer side)", precision=0,
-                                        elem_id="export-size")
+                                        elem_id="export-size",
+                                        info=(f"At {' or '.join(map(str, drawn))} the model draws the frames itself "
+                                              "(sharp); other sizes are its frames upscaled." if drawn else
+                                              f"The model draws {pipe.frame_size} pixels; larger exports are "
+                                              "upscaled (nearest neighbour, crisp)."))
                 settings_btn = gr.Button("Apply settings", elem_id="apply-settings")
         with gr.Accordion("Keyboard shortcuts", open=False, elem_id="keys-accordion"):
             gr.HTML(shortcuts_html(), padding=False)
