@@ -308,8 +308,8 @@ class PhenakiPipeline(DiffusionPipeline):
         are returned as they are). For frames whose tokens were not kept: a reopened project,
         an old autosave, start frames. Chunks of `clip_frames` (the tokenizer reads a first
         frame alone, then tubelets, so each chunk starts afresh as a clip does); a last chunk
-        that is not 1 + n*tubelet long repeats its last frame, and the repeats are dropped
-        (the tokenizer is causal, so they change nothing before them)."""
+        that is not 1 + n*tubelet long repeats its last frame to fill its last tubelet, and
+        the repeats are dropped (the tokenizer is causal: they change only that tubelet)."""
         frames = np.asarray(frames)
         f = self.frame_size
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (f, f, 3) or not len(frames):
