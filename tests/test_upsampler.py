@@ -216,8 +216,8 @@ def test_a_pipeline_loads_it_as_an_optional_component_and_falls_back_without(tin
     assert torch.equal(decode_tokens(loaded.vqvae, tokens, 64, loaded.upsampler), up.detokenize(tokens))
     fallback = decode_tokens(bare.vqvae, tokens, 64, bare.upsampler)
     assert torch.equal(fallback, upscale_video(tiny_pipe.vqvae.detokenize(tokens), 64))
-    # Today's PhenakiPipeline still loads a folder with the component (it ignores it).
-    assert not hasattr(PhenakiPipeline.from_pretrained(tmp_path / "with"), "upsampler")
+    # PhenakiPipeline itself now declares the component (tests/test_upsampler_wiring.py).
+    assert isinstance(PhenakiPipeline.from_pretrained(tmp_path / "with").upsampler, TokenUpsampler)
 
 
 def test_a_story_segment_redraws_from_its_tokens(tiny_pipe):
