@@ -330,7 +330,7 @@ class Studio:
         path = self._file("player", f"story-{key}-{s.fps:g}-{size}{f'-drawn{s.export_size}' if drawn else ''}.mp4")
         if not path.is_file():
             if drawn:  # drawn at the export size, then nearest up to the player's, as exported
-                frames = self.pipe.redraw(frames, s.export_size)
+                frames = self.pipe.redraw(frames, s.export_size, s.context_frames)
             tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp.mp4")
             write_video(frames, tmp, fps=s.fps, size=size)
             tmp.replace(path)
@@ -377,7 +377,7 @@ class Studio:
         frames = self.story_frames()
         learned = self.draws(size)
         if learned:  # the model draws this size itself: re-tokenized and drawn, not upscaled
-            frames = self.pipe.redraw(frames, size)
+            frames = self.pipe.redraw(frames, size, s.context_frames)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = self._file("exports", f"phenaki-story-{stamp}-{secrets.token_hex(2)}.{fmt}")
         story = replace(self.project.story(), model_revision=self.pipe.revision)

@@ -223,12 +223,16 @@ def test_redraw_retokenizes_frames_in_clip_chunks(drawn):
     frames = (drawn(PROMPT, num_frames=24, num_inference_steps=1, generator=gen()).frames[0] * 255).round().astype(np.uint8)
     out = drawn.redraw(frames, DRAWN)
     assert out.shape == (24, DRAWN, DRAWN, 3) and out.dtype == np.uint8
-    # Chunks of 11, 11, 2: the last is padded to 3 with its last frame, the pad dropped.
-    pieces = [frames[:11], frames[11:22], np.concatenate([frames[22:], frames[-1:]])]
-    expected = np.concatenate([frames_of(drawn.upsampler.detokenize(drawn.encode_frames(p)))[0] for p in pieces])[:24]
+    # As a long video is sampled: frames 0-10; then 6-16, 12-22 and 18-23 (+ a repeat of 23 to
+    # fill its tubelet), each after 5 context frames that are drawn and dropped.
+    pieces = [(frames[:11], 0), (frames[6:17], 5), (frames[12:23], 5),
+              (np.concatenate([frames[18:], frames[-1:]]), 5)]
+    expected = np.concatenate([frames_of(drawn.upsampler.detokenize(drawn.encode_frames(p)))[0, skip:]
+                               for p, skip in pieces])[:24]
     assert np.array_equal(out, expected)
-    # Causal: a prefix of whole tubelets draws the same alone (chunks 11 and 3 = 1 + 2).
-    assert np.array_equal(drawn.redraw(frames[:14], DRAWN), out[:14])
+    assert np.array_equal(drawn.redraw(frames[:17], DRAWN), out[:17])  # causal: a prefix draws the same alone
+    three = drawn.redraw(frames, DRAWN, context_frames=3)  # 0-10, 8-18 (new 11-18), 16-23 (new 19-23)
+    assert np.array_equal(three[11:19], frames_of(drawn.upsampler.detokenize(drawn.encode_frames(frames[8:19])))[0, 3:])
     assert drawn.redraw(frames, SIZE) is frames  # the model's own size: the frames as they are
 
 
@@ -240,6 +244,8 @@ def test_redraw_refuses_what_it_cannot_draw(drawn, plain):
         plain.redraw(frames, DRAWN)
     with pytest.raises(ValueError, match="uint8 frames"):
         drawn.redraw(np.zeros((5, DRAWN, DRAWN, 3), np.uint8), DRAWN)
+    with pytest.raises(ValueError, match="context_frames"):
+        drawn.redraw(frames, DRAWN, context_frames=4)
 
 
 # -- the CLI -----------------------------------------------------------------------------------------
@@ -304,7 +310,7 @@ def test_studio_export_and_player_at_the_drawn_size_use_the_learned_decoder(draw
     st.project.add(Segment("a red circle moves down", 6, 2))
     assert list(st.iter_render())[-1][0] == "done"
     frames = st.story_frames()
-    expected = drawn.redraw(frames, DRAWN)
+    expected = drawn.redraw(frames, DRAWN, st.project.settings.context_frames)
     nearest = frames.repeat(2, axis=1).repeat(2, axis=2)
     assert np.abs(expected.astype(int) - nearest).mean() > 4  # the two drawings differ
 
