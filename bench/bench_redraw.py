@@ -11,6 +11,12 @@ clips, which the redraw cuts into chunks of 11 and 6, not where the clips began)
 the upsampler's size both ways; PSNR of one against the other. For scale, the same against a
 bicubic upscale of the 64-pixel frames, and the tokenizer's own round trip at 64.
 
+Then the question that decides whether the studio's path is worth it: on ground-truth Shapes
+World clips (seen compositions, rendered at 64 and exactly at the upsampler's size), PSNR
+against the exact large render of the learned drawing from the clip's tokens, of the learned
+drawing of its 64-pixel decode tokenized again (the studio's path), and of bicubic and
+nearest upscales of that 64-pixel decode (PIL, as bench_upsampler.py), pooled over the clips.
+
 --upsampler: a TokenUpsampler folder (a training run's `upsampler/`); default: a fresh one
 from the shipped tokenizer (its untrained head draws the tokenizer's frames upscaled bilinearly).
 """
@@ -25,10 +31,40 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from PIL import Image
+
+from phenaki_core.data import shapes_world as sw
 from phenaki_core.eval.evaluate import clip_prompts
 from phenaki_core.eval.tokenizer_eval import psnr
 from phenaki_core.models.upsampler import TokenUpsampler, to_frames, upscale_video
 from phenaki_core.pipelines import PhenakiPipeline, load_pipeline
+from phenaki_core.training.train_upsampler import render_pair
+
+
+def pil_upscale(frames: np.ndarray, size: int, method) -> np.ndarray:
+    return np.stack([np.asarray(Image.fromarray(f).resize((size, size), method)) for f in frames])
+
+
+def ground_truth(pipe, n: int, seed: int):
+    """Pooled PSNR at the upsampler's size against exact renders, four ways."""
+    rng, up = np.random.default_rng(seed + 1), pipe.upsampler
+    drawn = {"learned from the clip's tokens": [], "learned from re-tokenized 64-px frames (studio)": [],
+             "bicubic upscale of the 64-px decode": [], "nearest upscale of the 64-px decode": []}
+    truths = []
+    for _ in range(n):
+        small, large = render_pair(sw.sample_video_scene(rng, split="train"), sw.CLIP_FRAMES, pipe.frame_size,
+                                   up.config.scale)
+        tokens = pipe.encode_frames(small)
+        decoded = pipe.decode_tokens(tokens)[0]
+        for name, frames in zip(drawn, (pipe.decode_tokens(tokens, up.output_size)[0], pipe.redraw(decoded, up.output_size),
+                                        pil_upscale(decoded, up.output_size, Image.BICUBIC),
+                                        pil_upscale(decoded, up.output_size, Image.NEAREST))):
+            drawn[name].append(frames)
+        truths.append(large)
+    truth = np.stack(truths)
+    print(f"ground truth, {n} seen clips of {sw.CLIP_FRAMES} frames, PSNR at {up.output_size} against the exact render:")
+    for name, frames in drawn.items():
+        print(f"  {name}: {psnr(np.stack(frames), truth):.2f} dB")
 
 
 def main():
@@ -36,6 +72,7 @@ def main():
     ap.add_argument("--upsampler", default=None, help="a TokenUpsampler folder (default: untrained, from the tokenizer)")
     ap.add_argument("--n", type=int, default=6, help="sampled clips")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--truth", type=int, default=16, help="ground-truth clips")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -74,6 +111,7 @@ def main():
         values = [r[key] for r in clips]
         print(f"{name}: mean {statistics.mean(values):.2f} dB, median {statistics.median(values):.2f}, "
               f"worst {min(values):.2f} over {len(clips)} clips; the 17-frame video: {rows[-1][key]:.2f} dB")
+    ground_truth(pipe, args.truth, args.seed)
 
 
 if __name__ == "__main__":
