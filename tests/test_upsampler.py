@@ -178,10 +178,15 @@ def test_trainer_runs_saves_and_resumes(cvivit, tmp_path):
     p = argparse.ArgumentParser()
     train_upsampler.add_arguments(p)
     argv = ["--out", str(tmp_path / "run"), "--tokenizer", str(tmp_path / "vq"), "--scale", "2", "--channels", "8",
-            "--blocks", "1", "--batch-videos", "1", "--batch-images", "1", "--frames-per-clip", "2", "--eval-every", "2"]
+            "--blocks", "1", "--bank-clips", "2", "--bank-images", "2", "--crop", "8", "--margin", "1",
+            "--batch-crops", "4", "--eval-every", "2"]
     train_upsampler.main(p.parse_args([*argv, "--steps", "2"]))
     before = TokenUpsampler.from_pretrained(tmp_path / "run" / "upsampler")
     assert before.output_size == 64
+    trunk = {k: v for k, v in before.state_dict().items() if not k.startswith("up.")}
+    shipped = cvivit.state_dict()
+    assert all(torch.equal(v, shipped[k]) for k, v in trunk.items())  # the trunk is the tokenizer's decoder, untouched
+    assert any(p.abs().sum() > 0 for p in before.up[-1].parameters())  # the head (last layer zero at start) learned
     train_upsampler.main(p.parse_args([*argv, "--steps", "3", "--resume"]))
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]  # resumed at 2, not from scratch
