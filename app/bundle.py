@@ -10,7 +10,14 @@ renders are each take's frames as `.npy` (uint8, (T, H, W, 3)), optionally with 
                                      "takes": {"<item id>-<take id>": {"frames": [T, H, W, 3], ...}}}
       project.json                  the recipe (Project.to_json)
       takes/<item id>-<take id>.frames.npy
-      takes/<item id>-<take id>.tokens.npy   (optional)
+      takes/<item id>-<take id>.tokens.npy            (optional) the clips' token grids
+      takes/<item id>-<take id>.context_lengths.npy   (with tokens) context frames each clip began with
+
+Tokens (clips, latent frames, grid, grid), int16 for the shipped model's 1,024 codes, with
+their context lengths (clips,), let an export at a size the model draws draw the sampled
+tokens rather than tokenize the frames again; a take has both or neither. Checked against the
+model (`TokenSpec`): its grid, every code below its codebook size, and context lengths that
+make exactly the take's frames (each clip adds at least one frame).
 
 A take's key is `<item id>-<take id>`, as in the studio's autosave (`frames.npz`), so the
 same code that restores an autosave restores a bundle:
@@ -31,11 +38,13 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import struct
 import zipfile
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -53,6 +62,8 @@ MAX_RATIO = 2000  # declared size / compressed size; deflate tops out near 1030 
 MAX_FRAMES = 100_000
 MAX_FRAME_SIDE = 2048
 TOKEN_DTYPES = {np.dtype(t) for t in ("int16", "int32", "int64", "uint8", "uint16", "uint32")}
+TAKE_ARRAYS = ("frames", "tokens", "context_lengths")
+NPY_HEADER_BYTES = 4096  # an .npy header beyond its data; numpy writes 128
 KEY_RE = re.compile(r"[0-9a-f]{8}-[1-9][0-9]{0,8}")
 _EOCD = struct.Struct("<4s4H2LH")  # the zip end-of-central-directory record (APPNOTE 4.3.16)
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the same project writes the same bytes
@@ -74,19 +85,84 @@ def _check_frames(a: np.ndarray, where: str, frame_size: int | None) -> None:
         raise BundleError(f"{where}: frames are {w}x{h}, this model makes {frame_size}x{frame_size}")
 
 
-def _check_tokens(a: np.ndarray, where: str) -> None:
-    if a.dtype not in TOKEN_DTYPES or not 1 <= a.ndim <= 4 or a.size == 0:
-        raise BundleError(f"{where}: tokens must be a non-empty integer array of 1 to 4 dimensions, "
-                          f"got {a.dtype} {list(a.shape)}")
+class TokenSpec(NamedTuple):
+    """What a take's tokens must be for the model that draws them (the pipeline's facts,
+    through the project's limits)."""
+
+    shape: tuple[int, int, int]  # one clip's grid: (latent frames, grid, grid)
+    codes: int  # the codebook size: every token below it
+    clip_frames: int
+    temporal_patch: int
+
+    @classmethod
+    def of(cls, limits: dict) -> TokenSpec | None:
+        """From a project's limits (Project.limits()); None when they do not say."""
+        if limits.get("codebook_size") is None or limits.get("token_shape") is None:
+            return None
+        return cls(tuple(limits["token_shape"]), int(limits["codebook_size"]), int(limits.get("clip_frames", 11)),
+                   int(limits.get("temporal_patch", 2)))
 
 
-def _check_array(kind: str, a: np.ndarray, where: str, frame_size: int | None) -> None:
-    if kind == "frames":
-        _check_frames(a, where, frame_size)
-    elif kind == "tokens":
-        _check_tokens(a, where)
-    else:
-        raise BundleError(f"{where}: unknown array {kind!r}; a take holds 'frames' and optionally 'tokens'")
+def check_take_tokens(tokens, context_lengths, n_frames: int, spec: TokenSpec | None, where: str) -> None:
+    """A take's tokens and context lengths, or a BundleError saying what is wrong: integer
+    grids (clips, latent frames, grid, grid), one context length per clip, no more clips than
+    frames; with `spec`, the model's grid, codes below its codebook size, and context lengths
+    that make exactly the take's `n_frames` (each valid for the tokenizer; only the first
+    clip may start afresh)."""
+    tokens, lengths = np.asarray(tokens), np.asarray(context_lengths)
+    if tokens.dtype not in TOKEN_DTYPES or tokens.ndim != 4 or not tokens.shape[0]:
+        raise BundleError(f"{where}: tokens must be whole numbers shaped (clips, latent frames, grid, grid), "
+                          f"got {tokens.dtype} {list(tokens.shape)}")
+    if not 1 <= len(tokens) <= n_frames:
+        raise BundleError(f"{where}: {len(tokens)} clips of tokens for {n_frames} frames; each clip makes a frame at least")
+    if lengths.dtype not in TOKEN_DTYPES or lengths.shape != (len(tokens),):
+        raise BundleError(f"{where}: context lengths must be one whole number per clip ({len(tokens)}), "
+                          f"got {lengths.dtype} {list(lengths.shape)}")
+    if spec is None:
+        return
+    if tuple(tokens.shape[1:]) != tuple(spec.shape):
+        raise BundleError(f"{where}: each clip's tokens are {list(tokens.shape[1:])}, this model's are "
+                          f"{list(spec.shape)} (tokens of another model)")
+    lo, hi = int(tokens.min()), int(tokens.max())
+    if lo < 0 or hi >= spec.codes:
+        raise BundleError(f"{where}: token {lo if lo < 0 else hi} is outside this model's codebook (0 to {spec.codes - 1})")
+    n, tp = spec.clip_frames, spec.temporal_patch
+    lengths = lengths.astype(np.int64)
+    for i, c in enumerate(lengths.tolist()):
+        if not 0 <= c < n or (c and (c - 1) % tp) or (i and not c):
+            raise BundleError(f"{where}: clip {i + 1} begins with {c} context frames; a clip continues 1 + n*{tp} "
+                              f"frames below {n}{'' if i else ', or none'}")
+    new = n - lengths
+    if new.sum() < n_frames or new.sum() - new[-1] >= n_frames:
+        raise BundleError(f"{where}: the clips make {int(new.sum())} new frames, not the take's {n_frames} "
+                          "(context lengths that do not fit the frames)")
+
+
+def _check_declared(key: str, kinds: dict, n_frames: int | None, spec: TokenSpec | None,
+                    by_name: dict[str, zipfile.ZipInfo]) -> None:
+    """Before anything is decompressed: a take's declared token shapes within what its frames
+    need, and its entries no larger than those shapes hold."""
+    if n_frames is None:
+        raise BundleError(f"take {key} is not a take of the project's recipe")
+    if ("tokens" in kinds) != ("context_lengths" in kinds):
+        raise BundleError(f"take {key}: tokens and their context lengths come together, and one is missing")
+    for kind in ("tokens", "context_lengths"):
+        if kind not in kinds:
+            continue
+        shape = kinds[kind]
+        ndim = 4 if kind == "tokens" else 1
+        if not isinstance(shape, list) or len(shape) != ndim \
+                or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_FRAMES for x in shape):
+            raise BundleError(f"the bundle's {MANIFEST} gives take {key} a malformed {kind} shape")
+        clips = shape[0]
+        if clips > n_frames:
+            raise BundleError(f"take {key} {kind}: {clips} clips for {n_frames} frames; each clip makes a frame at least")
+        if kind == "tokens" and spec is not None and tuple(shape[1:]) != tuple(spec.shape):
+            raise BundleError(f"take {key} tokens: each clip's tokens are {shape[1:]}, this model's are "
+                              f"{list(spec.shape)} (tokens of another model)")
+        limit = math.prod(shape) * 8 + NPY_HEADER_BYTES
+        if by_name[f"takes/{key}.{kind}.npy"].file_size > limit:
+            raise BundleError(f"take {key} {kind}: the entry is larger than its declared shape {shape} holds")
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -135,7 +211,7 @@ def _recipe_frame_counts(project_json: str) -> dict[str, int]:
         raise BundleError("the bundle's project.json is not a project (its items or takes are malformed)") from None
 
 
-def _check_takes(takes, counts: dict[str, int], frame_size: int | None) -> None:
+def _check_takes(takes, counts: dict[str, int], frame_size: int | None, spec: TokenSpec | None = None) -> None:
     if not isinstance(takes, dict):
         raise BundleError("takes must map '<item id>-<take id>' to {'frames': array}")
     if len(takes) > (MAX_ENTRIES - 2) // 2:
@@ -147,25 +223,33 @@ def _check_takes(takes, counts: dict[str, int], frame_size: int | None) -> None:
             raise BundleError(f"take {key} is not a take of the project's recipe")
         if not isinstance(arrays, dict) or "frames" not in arrays:
             raise BundleError(f"take {key}: needs its 'frames'")
-        for kind, a in arrays.items():
-            _check_array(kind, np.asarray(a), f"take {key} {kind}", frame_size)
+        unknown = sorted(map(str, set(arrays) - set(TAKE_ARRAYS)))
+        if unknown:
+            raise BundleError(f"take {key}: unknown array {unknown[0][:40]!r}; a take holds 'frames' and "
+                              "optionally 'tokens' with 'context_lengths'")
+        _check_frames(np.asarray(arrays["frames"]), f"take {key} frames", frame_size)
         n = np.asarray(arrays["frames"]).shape[0]
         if n != counts[key]:
             raise BundleError(f"take {key}: {n} frames, its segment has {counts[key]}")
+        if ("tokens" in arrays) != ("context_lengths" in arrays):
+            raise BundleError(f"take {key}: tokens and their context lengths come together, and one is missing")
+        if "tokens" in arrays:
+            check_take_tokens(arrays["tokens"], arrays["context_lengths"], n, spec, f"take {key}")
 
 
 # -- writing -------------------------------------------------------------------------------
 def write_bundle(path: str | Path, project_json: str, takes: dict[str, dict[str, np.ndarray]],
-                 frame_size: int | None = None) -> Path:
+                 frame_size: int | None = None, tokens: TokenSpec | None = None) -> Path:
     """Write a bundle: the recipe `project_json` (as Project.to_json gives it) and, per take
-    key `<item id>-<take id>`, {"frames": uint8 (T, H, W, 3)[, "tokens": int array]}. The file
-    appears whole or not at all (written beside, then renamed). Returns the path."""
+    key `<item id>-<take id>`, {"frames": uint8 (T, H, W, 3)[, "tokens": int (clips, T', g, g),
+    "context_lengths": int (clips,)]}, checked against `tokens` (the model's TokenSpec) when
+    given. The file appears whole or not at all (written beside, then renamed). Returns the path."""
     if not isinstance(project_json, str):
         raise BundleError("the recipe must be the project's JSON text")
     recipe = project_json.encode("utf-8")
     if len(recipe) > MAX_PROJECT_BYTES:
         raise BundleError(f"the project JSON is over {MAX_PROJECT_BYTES // 2**20} MB")
-    _check_takes(takes, _recipe_frame_counts(project_json), frame_size)
+    _check_takes(takes, _recipe_frame_counts(project_json), frame_size, tokens)
     entries = {PROJECT_ENTRY: recipe}
     manifest = {"format": BUNDLE_FORMAT, "project": PROJECT_ENTRY, "takes": {}}
     for key in sorted(takes):
@@ -219,9 +303,11 @@ def _read_entry(z: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
     return data
 
 
-def read_bundle(path: str | Path, frame_size: int | None = None) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
+def read_bundle(path: str | Path, frame_size: int | None = None,
+                tokens: TokenSpec | None = None) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
     """(project_json, takes) from a bundle; `frame_size` (the model's) also checks the frames'
-    size. BundleError, with a plain message, for anything that is not a sound bundle."""
+    size, `tokens` (the model's TokenSpec) the takes' tokens. BundleError, with a plain
+    message, for anything that is not a sound bundle."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -234,7 +320,7 @@ def read_bundle(path: str | Path, frame_size: int | None = None) -> tuple[str, d
             _check_end_record(f, size)
             f.seek(0)
             with zipfile.ZipFile(f) as z:
-                return _read(z, frame_size)
+                return _read(z, frame_size, tokens)
     except BundleError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as e:
@@ -245,7 +331,7 @@ def read_bundle(path: str | Path, frame_size: int | None = None) -> tuple[str, d
         raise BundleError(f"the bundle is damaged ({type(e).__name__}: {e})") from None
 
 
-def _read(z: zipfile.ZipFile, frame_size: int | None):
+def _read(z: zipfile.ZipFile, frame_size: int | None, spec: TokenSpec | None = None):
     infos = z.infolist()
     if len(infos) > MAX_ENTRIES:
         raise BundleError(f"the bundle has {len(infos)} entries; a bundle has at most {MAX_ENTRIES}")
@@ -286,7 +372,7 @@ def _read(z: zipfile.ZipFile, frame_size: int | None):
     expected = {MANIFEST, PROJECT_ENTRY}
     for key, kinds in manifest["takes"].items():
         if not KEY_RE.fullmatch(key) or not isinstance(kinds, dict) or "frames" not in kinds \
-                or not set(kinds) <= {"frames", "tokens"}:
+                or not set(kinds) <= set(TAKE_ARRAYS):
             raise BundleError(f"the bundle's {MANIFEST} lists a malformed take {key[:40]!r}")
         expected |= {f"takes/{key}.{kind}.npy" for kind in kinds}
     unexpected = sorted(set(by_name) - expected)
@@ -304,6 +390,8 @@ def _read(z: zipfile.ZipFile, frame_size: int | None):
     except UnicodeDecodeError:
         raise BundleError("the bundle's project.json is not UTF-8 text") from None
     counts = _recipe_frame_counts(project_json)
+    for key, kinds in manifest["takes"].items():
+        _check_declared(key, kinds, counts.get(key), spec, by_name)
 
     takes: dict[str, dict[str, np.ndarray]] = {}
     for key, kinds in manifest["takes"].items():
@@ -314,7 +402,7 @@ def _read(z: zipfile.ZipFile, frame_size: int | None):
             if shape != list(a.shape):
                 raise BundleError(f"{where}: the manifest says shape {shape}, the array is {list(a.shape)}")
             takes[key][kind] = a
-    _check_takes(takes, counts, frame_size)
+    _check_takes(takes, counts, frame_size, spec)
     return project_json, takes
 
 

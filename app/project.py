@@ -62,11 +62,27 @@ class Take:
     sampling: tuple  # Settings.sampling_key() at render time
     context_fingerprint: str
     frames: np.ndarray | None = None  # None: known recipe, frames not in memory (re-render to restore)
+    # The clips' token grids (clips, latent frames, g, g), in the smallest integer type that
+    # holds the codebook, and how many context frames each clip began with: exports at a size
+    # the model draws draw these. None: not kept (an old file); the frames are tokenized again.
+    tokens: np.ndarray | None = None
+    context_lengths: tuple[int, ...] | None = None
 
     def rendered(self) -> RenderedSegment | None:
         if self.frames is None:
             return None
-        return RenderedSegment(self.segment, self.context_fingerprint, self.frames)
+        if self.tokens is None or self.context_lengths is None:
+            return RenderedSegment(self.segment, self.context_fingerprint, self.frames)
+        return RenderedSegment(self.segment, self.context_fingerprint, self.frames, list(self.tokens),
+                               list(self.context_lengths))
+
+    def keep(self, frames: np.ndarray | None, tokens: np.ndarray | None = None, context_lengths=None):
+        """Hold a rendering's frames with its tokens (or none): the two always change together,
+        so a take never draws tokens of other frames."""
+        self.frames = frames
+        keep = frames is not None and tokens is not None and context_lengths is not None
+        self.tokens = tokens if keep else None
+        self.context_lengths = tuple(int(c) for c in context_lengths) if keep else None
 
 
 @dataclass
@@ -80,6 +96,11 @@ class Item:
 
     def take(self, take_id: int | None) -> Take | None:
         return next((t for t in self.takes if t.id == take_id), None)
+
+
+def token_dtype(codebook_size: int) -> np.dtype:
+    """The smallest signed integer type that holds every code of a codebook this size."""
+    return next(np.dtype(t) for t in ("int16", "int32", "int64") if codebook_size <= np.iinfo(t).max + 1)
 
 
 def clean_prompt(text) -> str:
@@ -174,9 +195,14 @@ class Project:
     """A timeline of segments with takes, settings, init frames and undo/redo."""
 
     def __init__(self, clip_frames: int = 11, temporal_patch: int = 2, frame_size: int = 64,
-                 model_fps: float = 8, model: str = "phenaki-shapes-64"):
+                 model_fps: float = 8, model: str = "phenaki-shapes-64", codebook_size: int | None = None,
+                 token_shape: tuple[int, int, int] | None = None):
         self.clip_frames, self.temporal_patch, self.frame_size = clip_frames, temporal_patch, frame_size
         self.model_fps, self.model = model_fps, model
+        # The model's tokens (the pipeline owns both facts): a clip's grid, and the codes below which
+        # every token lies. None: unknown, so renders keep no tokens (nothing could check them).
+        self.codebook_size = codebook_size
+        self.token_shape = None if token_shape is None else tuple(int(x) for x in token_shape)
         self.items: list[Item] = []
         self.settings = Settings(fps=model_fps)
         self.init_frames: np.ndarray | None = None
@@ -190,7 +216,8 @@ class Project:
     # -- what a project is made of -------------------------------------------------
     def limits(self) -> dict:
         return dict(clip_frames=self.clip_frames, temporal_patch=self.temporal_patch, frame_size=self.frame_size,
-                    model_fps=self.model_fps, model=self.model)
+                    model_fps=self.model_fps, model=self.model, codebook_size=self.codebook_size,
+                    token_shape=self.token_shape)
 
     def story(self) -> Story:
         s = self.settings
@@ -419,7 +446,8 @@ class Project:
         for it in other.items:
             takes = []
             for t in it.takes:
-                takes.append(Take(self._next_take, t.segment, t.sampling, t.context_fingerprint, t.frames))
+                takes.append(Take(self._next_take, t.segment, t.sampling, t.context_fingerprint, t.frames,
+                                  t.tokens, t.context_lengths))
                 self._next_take += 1
             active = next((n.id for n, o in zip(takes, it.takes) if o.id == it.active), None)
             items.append(Item(secrets.token_hex(4), replace(it.segment), it.locked, active, takes))
@@ -443,10 +471,22 @@ class Project:
             if len(it.takes) > MAX_TAKES:
                 drop = next(t for t in it.takes if t.id != it.active)
                 it.takes.remove(drop)
-        take.frames = rendered.frames
+        take.keep(rendered.frames, *self._packed_tokens(rendered))
         if it.segment == rendered.segment:
             it.active = take.id
         return take
+
+    def _packed_tokens(self, rendered: RenderedSegment) -> tuple[np.ndarray | None, list | None]:
+        """A rendering's clips' tokens as one compact array (int16 holds a 1,024-code
+        codebook), with their context lengths; (None, None) when they cannot be kept: no
+        tokens, or a model whose token facts this project was not told."""
+        grids, lengths = rendered.tokens, rendered.context_lengths
+        if not len(grids) or len(grids) != len(lengths) or self.codebook_size is None or self.token_shape is None:
+            return None, None
+        arrays = np.stack([np.asarray(g) for g in grids])
+        if arrays.shape[1:] != self.token_shape:
+            return None, None
+        return arrays.astype(token_dtype(self.codebook_size)), list(lengths)
 
     def active_take(self, index: int) -> Take | None:
         it = self.items[index]

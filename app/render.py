@@ -26,8 +26,8 @@ from phenaki_core.io import export_story, write_video
 from phenaki_core.story import RenderCancelled, StoryError, StoryRenderer
 
 from .bounds import check_export, player_size, preview_size, redraw_fits
-from .bundle import read_bundle, write_bundle
-from .project import Project, ProjectError, _int, atomic_write, random_seed
+from .bundle import BundleError, TokenSpec, check_take_tokens, read_bundle, write_bundle
+from .project import Project, ProjectError, _int, atomic_write, random_seed, token_dtype
 from .sheet import Sheet, SheetSegment, stills_of, write_sheet
 
 log = logging.getLogger("phenaki.studio")
@@ -46,7 +46,32 @@ def valid_session_id(sid) -> bool:
 
 def project_limits(pipe, model: str) -> dict:
     return dict(clip_frames=pipe.clip_frames, temporal_patch=pipe.vqvae.config.temporal_patch_size,
-                frame_size=pipe.frame_size, model_fps=pipe.fps, model=model)
+                frame_size=pipe.frame_size, model_fps=pipe.fps, model=model, codebook_size=pipe.codebook_size,
+                token_shape=pipe.clip_token_shape)
+
+
+def attach_arrays(project: Project, takes: dict[str, dict[str, np.ndarray]]) -> None:
+    """Give each take of `project` its saved frames, and its tokens when they were saved and
+    fit the model (`check_take_tokens`; ones that do not are left out, so that take's frames
+    are tokenized again when drawn). `takes`: key -> arrays, as a bundle or the autosave holds
+    them."""
+    spec, fs = TokenSpec.of(project.limits()), project.frame_size
+    for it in project.items:
+        for t in it.takes:
+            key = f"{it.id}-{t.id}"
+            got = takes.get(key) or {}
+            frames = got.get("frames")
+            if frames is None or frames.dtype != np.uint8 or frames.shape != (t.segment.frames, fs, fs, 3):
+                continue
+            tokens, lengths = got.get("tokens"), got.get("context_lengths")
+            if tokens is not None and lengths is not None and spec is not None:
+                try:
+                    check_take_tokens(tokens, lengths, len(frames), spec, f"take {key}")
+                    tokens = tokens.astype(token_dtype(spec.codes))
+                except BundleError as e:
+                    log.warning("%s; its frames will be tokenized again when drawn", e)
+                    tokens = lengths = None
+            t.keep(frames, tokens, lengths)
 
 
 class Studio:
@@ -119,19 +144,27 @@ class Studio:
         return st
 
     def _load_frames(self):
+        """The autosaved renders: each take's frames, with its tokens and context lengths where
+        they were saved (`<key>`, `<key>.tokens`, `<key>.context_lengths`); an autosave from
+        before tokens were kept has frames alone, and those takes are tokenized again when drawn."""
         path = self.save_dir / "frames.npz"
         if not path.is_file():
             return
-        fs = self.project.frame_size
         with np.load(path, allow_pickle=False) as z:
+            names = set(z.files)
+            takes = {}
             for it in self.project.items:
                 for t in it.takes:
                     key = f"{it.id}-{t.id}"
-                    if key in z.files:
-                        a = z[key]
-                        if a.dtype == np.uint8 and a.shape == (t.segment.frames, fs, fs, 3):
-                            t.frames = a
-                            self._frames_saved.add(key)
+                    if key in names:
+                        takes[key] = {"frames": z[key]}
+                        try:  # tokens that do not read are dropped, not the autosave: its frames draw again
+                            takes[key].update({kind: z[f"{key}.{kind}"] for kind in ("tokens", "context_lengths")
+                                               if f"{key}.{kind}" in names})
+                        except ValueError as e:
+                            log.warning("autosaved tokens of take %s unreadable (%s); they are left out", key, e)
+        attach_arrays(self.project, takes)
+        self._frames_saved = names & set(_autosave_arrays(self.project))
 
     def autosave(self):
         with self.lock:
@@ -140,7 +173,7 @@ class Studio:
                     or (self.save_dir / "project.json").exists()):
                 return  # nothing made yet: an API client that only looked leaves no folder behind
             self.project.save(self.save_dir / "project.json", history=True)
-            arrays = {f"{it.id}-{t.id}": t.frames for it in self.project.items for t in it.takes if t.frames is not None}
+            arrays = _autosave_arrays(self.project)
             if set(arrays) != self._frames_saved:
                 tmp = self.save_dir / f".frames.{secrets.token_hex(6)}.tmp.npz"
                 try:
@@ -307,6 +340,27 @@ class Studio:
             write_video(frames, path, fps=s.fps, size=size)
         return path
 
+    def drawn_frames(self, count: int, size: int) -> np.ndarray:
+        """The first `count` segments' active takes drawn at `size`, a size the model draws:
+        each take from the tokens it was sampled as (exact), or, for a take that kept none (an
+        old bundle or autosave), its frames tokenized again after the frames it continued. The
+        start frames are context only, as at the model's size. The caller has checked that
+        those segments are rendered and fresh."""
+        with self.lock:
+            p = self.project
+            r = StoryRenderer(self.pipe, p.story(), init_frames=p.init_frames)
+            r.results = [p.usable(i) for i in range(len(p.items))]
+        try:
+            return np.concatenate([r.segment_frames(i, size) for i in range(count)])
+        except StoryError as e:
+            raise ProjectError(str(e)) from None
+
+    def _drawing_key(self, count: int) -> bytes:
+        """Which takes draw from tokens: a player drawn from re-tokenized frames is not the one
+        drawn from tokens, though the frames are the same."""
+        p = self.project
+        return bytes(int(p.usable(i) is not None and bool(len(p.usable(i).tokens))) for i in range(count))
+
     def draws(self, size: int | None) -> bool:
         """Whether the model draws frames of `size` itself (its learned decoder), so an export
         at that size is drawn rather than upscaled. The pipeline owns the fact."""
@@ -324,29 +378,28 @@ class Studio:
                 return None
             frames = np.concatenate([r.frames for r in parts])
             s = p.settings
-        key = hashlib.sha256(frames.tobytes()).hexdigest()[:12]
+            drawing = self._drawing_key(len(parts))
+        key = hashlib.sha256(frames.tobytes() + drawing).hexdigest()[:12]
         size = player_size(len(frames), self.project.frame_size, s.export_size)
         drawn = self.draws(s.export_size) and redraw_fits(len(frames), s.export_size, size, self.project.frame_size)
         path = self._file("player", f"story-{key}-{s.fps:g}-{size}{f'-drawn{s.export_size}' if drawn else ''}.mp4")
         if not path.is_file():
             if drawn:  # drawn at the export size, then nearest up to the player's, as exported
-                frames = self.pipe.redraw(frames, s.export_size, s.context_frames)
+                frames = self.drawn_frames(len(parts), s.export_size)
             tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp.mp4")
             write_video(frames, tmp, fps=s.fps, size=size)
             tmp.replace(path)
         return path
 
-    def takes_frames(self) -> dict[str, dict[str, np.ndarray]]:
-        """Each take's frames in memory, keyed as the autosave and the bundle key them."""
-        return {f"{it.id}-{t.id}": {"frames": t.frames} for it in self.project.items for t in it.takes
-                if t.frames is not None}
-
     def bundle_file(self) -> Path:
-        """The project as one .zip: the JSON recipe and every take's frames, so opening it shows
-        the rendered story without rendering."""
+        """The project as one .zip: the JSON recipe and every take's frames (with its tokens
+        when it kept them), so opening it shows the rendered story without rendering, and its
+        exports at a size the model draws draw the tokens the story was sampled as."""
         path = self._file("projects", "phenaki-project.zip")
         with self.lock:
-            return write_bundle(path, self.project.to_json(), self.takes_frames(), frame_size=self.project.frame_size)
+            p = self.project
+            return write_bundle(path, p.to_json(), takes_arrays(p), frame_size=p.frame_size,
+                                tokens=TokenSpec.of(p.limits()))
 
     def sheet_files(self) -> tuple[Path, Path]:
         """The storyboard sheet (PNG and PDF): per segment a few stills, prompt, timecode,
@@ -376,8 +429,8 @@ class Studio:
         check_export(self.project.total_frames(), size, self.project.frame_size, fmt)  # before any copy
         frames = self.story_frames()
         learned = self.draws(size)
-        if learned:  # the model draws this size itself: re-tokenized and drawn, not upscaled
-            frames = self.pipe.redraw(frames, size, s.context_frames)
+        if learned:  # the model draws this size itself: from each take's tokens, not upscaled
+            frames = self.drawn_frames(len(self.project.items), size)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = self._file("exports", f"phenaki-story-{stamp}-{secrets.token_hex(2)}.{fmt}")
         story = replace(self.project.story(), model_revision=self.pipe.revision)
@@ -391,16 +444,39 @@ class Studio:
 
 
 def project_from_bundle(path, **limits) -> Project:
-    """A project read from a bundle, with each take's frames back in memory (checked against
-    the recipe and the model's frame size by read_bundle)."""
-    project_json, takes = read_bundle(path, frame_size=limits.get("frame_size"))
+    """A project read from a bundle, with each take's frames, and its tokens where it has
+    them, back in memory (checked against the recipe and the model by read_bundle: a bundle
+    whose tokens do not fit the model is refused, with a plain BundleError)."""
+    project_json, takes = read_bundle(path, frame_size=limits.get("frame_size"), tokens=TokenSpec.of(limits))
     p = Project.from_json(project_json, **limits)
-    for it in p.items:
-        for t in it.takes:
-            got = takes.get(f"{it.id}-{t.id}")
-            if got is not None and "frames" in got and len(got["frames"]) == t.segment.frames:
-                t.frames = got["frames"]
+    attach_arrays(p, takes)
     return p
+
+
+def _autosave_arrays(project: Project) -> dict[str, np.ndarray]:
+    """What the autosave's frames.npz holds: per take in memory its frames under its key,
+    and its tokens and context lengths beside them when it kept them (a few kB a clip)."""
+    arrays = {}
+    for key, kinds in takes_arrays(project).items():
+        arrays[key] = kinds["frames"]
+        arrays.update({f"{key}.{kind}": a for kind, a in kinds.items() if kind != "frames"})
+    return arrays
+
+
+def takes_arrays(project: Project) -> dict[str, dict[str, np.ndarray]]:
+    """Each take's arrays in memory, keyed `<item id>-<take id>` as the autosave and the bundle
+    key them: its frames, and its tokens with their context lengths when it kept them."""
+    out = {}
+    for it in project.items:
+        for t in it.takes:
+            if t.frames is None:
+                continue
+            arrays = {"frames": t.frames}
+            if t.tokens is not None and t.context_lengths is not None:
+                arrays["tokens"] = t.tokens
+                arrays["context_lengths"] = np.asarray(t.context_lengths, dtype=np.int16)
+            out[f"{it.id}-{t.id}"] = arrays
+    return out
 
 
 def _number(ref):

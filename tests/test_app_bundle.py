@@ -67,9 +67,14 @@ def test_same_project_writes_the_same_bytes(tmp_path):
 def test_tokens_travel_beside_frames(tmp_path):
     p, takes = _project(1)
     key = next(iter(takes))
-    takes[key]["tokens"] = np.arange(6 * 8 * 8, dtype=np.int64).reshape(6, 8, 8)
+    takes[key]["tokens"] = np.arange(2 * 6 * 8 * 8, dtype=np.int16).reshape(2, 6, 8, 8)  # two clips' grids
+    takes[key]["context_lengths"] = np.array([0, 5], np.int16)
     _, got = read_bundle(write_bundle(tmp_path / "s.zip", p.to_json(), takes))
-    assert np.array_equal(got[key]["tokens"], takes[key]["tokens"])
+    assert np.array_equal(got[key]["tokens"], takes[key]["tokens"]) and got[key]["tokens"].dtype == np.int16
+    assert got[key]["context_lengths"].tolist() == [0, 5]
+    del takes[key]["context_lengths"]  # a take has both or neither
+    with pytest.raises(BundleError, match="come together"):
+        write_bundle(tmp_path / "t.zip", p.to_json(), takes)
 
 
 def test_project_without_renders_bundles_its_recipe(tmp_path):

@@ -310,7 +310,9 @@ def test_studio_export_and_player_at_the_drawn_size_use_the_learned_decoder(draw
     st.project.add(Segment("a red circle moves down", 6, 2))
     assert list(st.iter_render())[-1][0] == "done"
     frames = st.story_frames()
-    expected = drawn.redraw(frames, DRAWN, st.project.settings.context_frames)
+    takes = [st.project.active_take(i) for i in range(2)]  # drawn from the tokens each take was sampled as
+    expected = np.concatenate([drawn.draw_clips(t.tokens, t.context_lengths, len(t.frames), DRAWN) for t in takes])
+    assert not np.array_equal(expected, drawn.redraw(frames, DRAWN, st.project.settings.context_frames))
     nearest = frames.repeat(2, axis=1).repeat(2, axis=2)
     assert np.abs(expected.astype(int) - nearest).mean() > 4  # the two drawings differ
 

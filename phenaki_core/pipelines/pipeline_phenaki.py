@@ -119,6 +119,18 @@ class PhenakiPipeline(DiffusionPipeline):
         return tuple(sorted({self.frame_size} | ({up.output_size} if up is not None else set())))
 
     @property
+    def codebook_size(self) -> int:
+        """How many codes the tokenizer has: every token of a clip is below it."""
+        return self.vqvae.codebook_size
+
+    @property
+    def clip_token_shape(self) -> tuple[int, int, int]:
+        """The shape of one clip's token grid (latent frames, grid, grid), as `generate_clip`
+        returns it and `draw_clips` reads it."""
+        g = self.vqvae.grid
+        return (self.transformer.config.latent_frames, g, g)
+
+    @property
     def fps(self) -> int:
         """The frame rate the model was trained at."""
         return self.config.fps
@@ -293,16 +305,19 @@ class PhenakiPipeline(DiffusionPipeline):
         """A run of clips (as the story engine keeps them: each clip's token grid, and how
         many context frames it began with) drawn again at `size`: the frames after each
         clip's context, in order, the first `num_frames`; uint8 (num_frames, size, size, 3).
-        At the model's frame size these are exactly the frames the clips were rendered as."""
+        At the model's frame size these are exactly the frames the clips were rendered as.
+        Each grid may be a tensor or an integer array (a saved take keeps them as int16)."""
         size = self.check_size(size, size)
         self._onload(self.vqvae)
         if self.upsampler is not None:
             self._onload(self.upsampler)
-        tokens = [t.to(self._execution_device) for t in clip_tokens]
+        tokens = [torch.as_tensor(np.asarray(t) if not isinstance(t, torch.Tensor) else t).long()
+                  .to(self._execution_device) for t in clip_tokens]
         return redraw_segment(self.vqvae, tokens, list(context_lengths), num_frames, size, self.upsampler, UPSCALE_MODE)
 
     @torch.no_grad()
-    def redraw(self, frames: np.ndarray, size: int, context_frames: int = DEFAULT_CONTEXT_FRAMES) -> np.ndarray:
+    def redraw(self, frames: np.ndarray, size: int, context_frames: int = DEFAULT_CONTEXT_FRAMES,
+               before: np.ndarray | None = None) -> np.ndarray:
         """Frames the model made, uint8 (T, F, F, 3) at its frame size F, drawn again at `size`,
         one of `drawn_sizes`: tokenized again and drawn by the upsampler (at F they are
         returned as they are). For frames whose tokens were not kept: a reopened project, an
@@ -314,11 +329,19 @@ class PhenakiPipeline(DiffusionPipeline):
         frame is drawn exactly once. A last clip that is not 1 + n*tubelet frames long repeats
         its last frame to fill its last tubelet; the repeats are dropped. Encoding the context
         too brought the redraw of a continued clip's frames 3-8 dB closer to the drawing of
-        its sampled tokens than chunks that start afresh (bench/bench_redraw.py)."""
+        its sampled tokens than chunks that start afresh (bench/bench_redraw.py).
+
+        `before`: frames that came before these (a story segment's: the ones it continued).
+        Their last `context_frames` (cut, as the story engine cuts a context, to the longest
+        1 + n*tubelet tail) lead the first clip in, as sampling continued them, and are dropped."""
         frames = np.asarray(frames)
         f, tp, n = self.frame_size, self.temporal_patch_size, self.clip_frames
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (f, f, 3) or not len(frames):
             raise ValueError(f"expected uint8 frames (T, {f}, {f}, 3) with T >= 1, got {frames.dtype} {frames.shape}")
+        if before is not None:
+            before = np.asarray(before)
+            if before.dtype != np.uint8 or before.ndim != 4 or before.shape[1:] != (f, f, 3):
+                raise ValueError(f"expected uint8 frames before (T, {f}, {f}, 3), got {before.dtype} {before.shape}")
         size = self.check_size(size, size)
         if size not in self.drawn_sizes:
             raise ValueError(f"this model draws {' and '.join(map(str, self.drawn_sizes))} pixels, not {size}: "
@@ -328,9 +351,14 @@ class PhenakiPipeline(DiffusionPipeline):
             raise ValueError(f"context_frames must be 1 + n*{tp} and below {n}, got {k!r}")
         if size == f:
             return frames
-        out, start = [], 0
+        lead = 0
+        if before is not None and len(before):
+            context = before[-k:]
+            context = context[-(1 + (len(context) - 1) // tp * tp):]
+            frames, lead = np.concatenate([context, frames]), len(context)
+        out, start = [], lead
         while start < len(frames):
-            lo = 0 if start == 0 else start - k
+            lo = max(0, start - k)  # the first clip holds the lead-in (at most k frames) and begins at 0
             chunk = frames[lo:lo + n]
             pad = -(len(chunk) - 1) % tp
             padded = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)]) if pad else chunk

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..noise import cpu_generator
+from ..pipelines.defaults import DEFAULT_CONTEXT_FRAMES
 from .timeline import Segment, Story, StoryError
 
 
@@ -34,12 +35,21 @@ class RenderedSegment:
     # with `tokens`, the segment draws again at another size (`redraw`) without sampling.
     context_lengths: list = field(default_factory=list)
 
-    def redraw(self, pipe, size: int) -> np.ndarray:
-        """This segment's frames drawn again from its clips' tokens at `size` (uint8
-        (n, size, size, 3)): by the model where it draws that size, else its frames upscaled."""
-        if len(self.tokens) != len(self.context_lengths) or not self.tokens:
-            raise StoryError("this segment kept no tokens to draw again from (a take without tokens)")
-        return pipe.draw_clips(self.tokens, self.context_lengths, len(self.frames), size)
+    def redraw(self, pipe, size: int, before: np.ndarray | None = None,
+               context_frames: int = DEFAULT_CONTEXT_FRAMES) -> np.ndarray:
+        """This segment's frames drawn again at `size` (uint8 (n, size, size, 3)): from its
+        clips' tokens when it kept them (by the model where it draws that size, else its
+        frames upscaled); else, at a size the model draws, its frames tokenized again after
+        `before` (the frames it continued, None for a cut) as `pipe.redraw` does, which costs
+        some fidelity (docs/upsampler-wiring.md)."""
+        if len(self.tokens) or len(self.context_lengths):
+            if len(self.tokens) != len(self.context_lengths):
+                raise StoryError("this segment's tokens and context lengths disagree: render it again")
+            return pipe.draw_clips(self.tokens, self.context_lengths, len(self.frames), size)
+        try:
+            return pipe.redraw(self.frames, size, context_frames, before=before)
+        except ValueError as e:
+            raise StoryError(f"this segment kept no tokens to draw again from: {e}") from None
 
 
 def _fingerprint(story: "Story", context: np.ndarray | None) -> str:
@@ -158,14 +168,27 @@ class StoryRenderer:
 
     def frames(self, size: int | None = None) -> np.ndarray:
         """The story's frames; at `size` (None: the model's frame size, as rendered), each
-        segment drawn again from its tokens (`RenderedSegment.redraw`): the story was sampled,
-        and its continuations re-encoded, at the model's size either way."""
+        segment drawn again (`segment_frames`): the story was sampled, and its continuations
+        re-encoded, at the model's size either way."""
         missing = [i + 1 for i, r in enumerate(self.results) if r is None]
         if missing:
             raise StoryError(f"segments {missing} are not rendered yet")
         if size is None or size == self.pipe.frame_size:
             return np.concatenate([r.frames for r in self.results])
-        return np.concatenate([r.redraw(self.pipe, size) for r in self.results])
+        return np.concatenate([self.segment_frames(i, size) for i in range(len(self.results))])
+
+    def segment_frames(self, index: int, size: int) -> np.ndarray:
+        """Segment `index`'s frames drawn at `size`: from its tokens when it kept them, else
+        (a take whose tokens were not kept) tokenized again after the frames it continued."""
+        r = self.results[index]
+        if r is None:
+            raise StoryError(f"segment {index + 1} is not rendered yet")
+        if size == self.pipe.frame_size:
+            return r.frames
+        before = None
+        if not len(r.tokens) and self.story.segments[index].transition == "continue":
+            before = self._before(index)
+        return r.redraw(self.pipe, size, before, self.story.context_frames)
 
 
 def render_story(pipe, story: Story, init_frames: np.ndarray | None = None, **hooks) -> list[RenderedSegment]:
