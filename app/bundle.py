@@ -13,6 +13,10 @@ renders are each take's frames as `.npy` (uint8, (T, H, W, 3)), optionally with 
       takes/<item id>-<take id>.tokens.npy            (optional) the clips' token grids
       takes/<item id>-<take id>.context_lengths.npy   (with tokens) context frames each clip began with
 
+The manifest also names the tokenizer the tokens belong to ("tokenizer": its fingerprint,
+`PhenakiPipeline.tokenizer_revision`); read for another tokenizer, the tokens are left out
+and those takes' frames are tokenized again when drawn.
+
 Tokens (clips, latent frames, grid, grid), int16 for the shipped model's 1,024 codes, with
 their context lengths (clips,), let an export at a size the model draws draw the sampled
 tokens rather than tokenize the frames again; a take has both or neither. Checked against the
@@ -93,14 +97,15 @@ class TokenSpec(NamedTuple):
     codes: int  # the codebook size: every token below it
     clip_frames: int
     temporal_patch: int
+    tokenizer: str  # the tokenizer's fingerprint (pipe.tokenizer_revision): what the codes mean
 
     @classmethod
     def of(cls, limits: dict) -> TokenSpec | None:
         """From a project's limits (Project.limits()); None when they do not say."""
-        if limits.get("codebook_size") is None or limits.get("token_shape") is None:
+        if any(limits.get(k) is None for k in ("codebook_size", "token_shape", "tokenizer")):
             return None
         return cls(tuple(limits["token_shape"]), int(limits["codebook_size"]), int(limits.get("clip_frames", 11)),
-                   int(limits.get("temporal_patch", 2)))
+                   int(limits.get("temporal_patch", 2)), str(limits["tokenizer"]))
 
 
 def check_take_tokens(tokens, context_lengths, n_frames: int, spec: TokenSpec | None, where: str) -> None:
@@ -252,6 +257,8 @@ def write_bundle(path: str | Path, project_json: str, takes: dict[str, dict[str,
     _check_takes(takes, _recipe_frame_counts(project_json), frame_size, tokens)
     entries = {PROJECT_ENTRY: recipe}
     manifest = {"format": BUNDLE_FORMAT, "project": PROJECT_ENTRY, "takes": {}}
+    if tokens is not None and any("tokens" in arrays for arrays in takes.values()):
+        manifest["tokenizer"] = tokens.tokenizer  # tokens mean something only to this tokenizer
     for key in sorted(takes):
         manifest["takes"][key] = {}
         for kind in sorted(takes[key]):
@@ -392,11 +399,16 @@ def _read(z: zipfile.ZipFile, frame_size: int | None, spec: TokenSpec | None = N
     counts = _recipe_frame_counts(project_json)
     for key, kinds in manifest["takes"].items():
         _check_declared(key, kinds, counts.get(key), spec, by_name)
+    # Tokens of another tokenizer (a bundle made before the model was retrained, or with another
+    # model) would draw other pictures: they are left unread, and those takes tokenized again.
+    foreign = spec is not None and manifest.get("tokenizer") != spec.tokenizer
 
     takes: dict[str, dict[str, np.ndarray]] = {}
     for key, kinds in manifest["takes"].items():
         takes[key] = {}
         for kind, shape in kinds.items():
+            if foreign and kind != "frames":
+                continue
             where = f"take {key} {kind}"
             a = _npy_from(_read_entry(z, by_name[f"takes/{key}.{kind}.npy"], MAX_ENTRY_BYTES), where)
             if shape != list(a.shape):

@@ -196,12 +196,13 @@ class Project:
 
     def __init__(self, clip_frames: int = 11, temporal_patch: int = 2, frame_size: int = 64,
                  model_fps: float = 8, model: str = "phenaki-shapes-64", codebook_size: int | None = None,
-                 token_shape: tuple[int, int, int] | None = None):
+                 token_shape: tuple[int, int, int] | None = None, tokenizer: str | None = None):
         self.clip_frames, self.temporal_patch, self.frame_size = clip_frames, temporal_patch, frame_size
         self.model_fps, self.model = model_fps, model
-        # The model's tokens (the pipeline owns both facts): a clip's grid, and the codes below which
-        # every token lies. None: unknown, so renders keep no tokens (nothing could check them).
-        self.codebook_size = codebook_size
+        # The model's tokens (the pipeline owns these facts): a clip's grid, the codes below which
+        # every token lies, and the tokenizer's fingerprint (what the codes mean). None: unknown,
+        # so renders keep no tokens (nothing could check them).
+        self.codebook_size, self.tokenizer = codebook_size, tokenizer
         self.token_shape = None if token_shape is None else tuple(int(x) for x in token_shape)
         self.items: list[Item] = []
         self.settings = Settings(fps=model_fps)
@@ -217,7 +218,7 @@ class Project:
     def limits(self) -> dict:
         return dict(clip_frames=self.clip_frames, temporal_patch=self.temporal_patch, frame_size=self.frame_size,
                     model_fps=self.model_fps, model=self.model, codebook_size=self.codebook_size,
-                    token_shape=self.token_shape)
+                    token_shape=self.token_shape, tokenizer=self.tokenizer)
 
     def story(self) -> Story:
         s = self.settings

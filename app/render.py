@@ -34,6 +34,7 @@ log = logging.getLogger("phenaki.studio")
 SESSION_RE = re.compile(r"[0-9a-f]{32}")
 ITEM_ID_RE = re.compile(r"[0-9a-f]{8}")
 MAX_VIEWS = 64  # tabs whose last view a session remembers
+TOKENIZER_KEY = "tokenizer"  # in the autosave's frames.npz: the fingerprint its tokens belong to
 
 
 def new_session_id() -> str:
@@ -47,7 +48,7 @@ def valid_session_id(sid) -> bool:
 def project_limits(pipe, model: str) -> dict:
     return dict(clip_frames=pipe.clip_frames, temporal_patch=pipe.vqvae.config.temporal_patch_size,
                 frame_size=pipe.frame_size, model_fps=pipe.fps, model=model, codebook_size=pipe.codebook_size,
-                token_shape=pipe.clip_token_shape)
+                token_shape=pipe.clip_token_shape, tokenizer=pipe.tokenizer_revision)
 
 
 def attach_arrays(project: Project, takes: dict[str, dict[str, np.ndarray]]) -> None:
@@ -64,7 +65,9 @@ def attach_arrays(project: Project, takes: dict[str, dict[str, np.ndarray]]) -> 
             if frames is None or frames.dtype != np.uint8 or frames.shape != (t.segment.frames, fs, fs, 3):
                 continue
             tokens, lengths = got.get("tokens"), got.get("context_lengths")
-            if tokens is not None and lengths is not None and spec is not None:
+            if spec is None:  # nothing to check them against: not kept
+                tokens = lengths = None
+            elif tokens is not None and lengths is not None:
                 try:
                     check_take_tokens(tokens, lengths, len(frames), spec, f"take {key}")
                     tokens = tokens.astype(token_dtype(spec.codes))
@@ -153,6 +156,10 @@ class Studio:
         with np.load(path, allow_pickle=False) as z:
             names = set(z.files)
             takes = {}
+            try:  # tokens of another tokenizer (the server now runs another model) are left out
+                ours = TOKENIZER_KEY in names and str(z[TOKENIZER_KEY][()]) == self.project.tokenizer
+            except (ValueError, IndexError, TypeError):
+                ours = False
             for it in self.project.items:
                 for t in it.takes:
                     key = f"{it.id}-{t.id}"
@@ -160,7 +167,7 @@ class Studio:
                         takes[key] = {"frames": z[key]}
                         try:  # tokens that do not read are dropped, not the autosave: its frames draw again
                             takes[key].update({kind: z[f"{key}.{kind}"] for kind in ("tokens", "context_lengths")
-                                               if f"{key}.{kind}" in names})
+                                               if ours and f"{key}.{kind}" in names})
                         except ValueError as e:
                             log.warning("autosaved tokens of take %s unreadable (%s); they are left out", key, e)
         attach_arrays(self.project, takes)
@@ -456,10 +463,13 @@ def project_from_bundle(path, **limits) -> Project:
 def _autosave_arrays(project: Project) -> dict[str, np.ndarray]:
     """What the autosave's frames.npz holds: per take in memory its frames under its key,
     and its tokens and context lengths beside them when it kept them (a few kB a clip)."""
-    arrays = {}
+    arrays, tokens = {}, False
     for key, kinds in takes_arrays(project).items():
         arrays[key] = kinds["frames"]
         arrays.update({f"{key}.{kind}": a for kind, a in kinds.items() if kind != "frames"})
+        tokens = tokens or "tokens" in kinds
+    if tokens and project.tokenizer is not None:
+        arrays[TOKENIZER_KEY] = np.array(project.tokenizer)  # what the tokens mean (a model swap changes it)
     return arrays
 
 

@@ -162,7 +162,7 @@ def strip_tokens(pipe, st, path, keep=()) -> None:
             if i in keep:
                 arrays.update(tokens=t.tokens, context_lengths=np.asarray(t.context_lengths))
             takes[f"{it.id}-{t.id}"] = arrays
-    write_bundle(path, p.to_json(), takes)
+    write_bundle(path, p.to_json(), takes, tokens=TokenSpec.of(p.limits()))
 
 
 def retokenized(pipe, frames_by_segment, init=None) -> list[np.ndarray]:
@@ -394,3 +394,39 @@ def test_writing_checks_tokens_too(studio, tmp_path):
     with pytest.raises(BundleError, match="outside this model's codebook"):
         write_bundle(tmp_path / "x.zip", p.to_json(), takes, tokens=TokenSpec.of(p.limits()))
     assert not (tmp_path / "x.zip").exists()
+
+
+# -- tokens of another tokenizer ---------------------------------------------------------------------
+
+def test_tokens_of_another_tokenizer_are_left_out(studio, drawn, make_tiny, text_encoder, tmp_path, monkeypatch):
+    """A retrained tokenizer keeps every shape and gives the codes other pictures: a bundle or
+    an autosave made before is opened with its frames, its tokens left unread, and drawn by
+    tokenizing the frames again."""
+    path = studio.bundle_file()
+    with zipfile.ZipFile(path) as z:
+        assert json.loads(z.read(MANIFEST))["tokenizer"] == drawn.tokenizer_revision
+    frames = [studio.project.active_take(i).frames for i in range(3)]
+    for fingerprint in ("0123456789ab", None):
+        limits = {**project_limits(drawn, "tiny"), "tokenizer": fingerprint}
+        p = project_from_bundle(path, **limits)
+        assert all(t.frames is not None and t.tokens is None for it in p.items for t in it.takes)
+    manifest_lies = tmp_path / "odd.zip"  # a tokenizer field that is not a fingerprint at all: the same
+    with zipfile.ZipFile(path) as z, zipfile.ZipFile(manifest_lies, "w") as out:
+        for n in z.namelist():
+            data = z.read(n)
+            if n == MANIFEST:
+                data = json.dumps({**json.loads(data), "tokenizer": [{"x": 1}]}).encode()
+            out.writestr(n, data)
+    st = reopen(drawn, manifest_lies, tmp_path)
+    assert all(st.project.active_take(i).tokens is None for i in range(3))
+    assert np.array_equal(exported(st, monkeypatch), np.concatenate(retokenized(drawn, frames)))
+
+    # the autosave, restored by a server that now runs another tokenizer of the same shapes
+    studio.autosave()
+    other = make_tiny(seed=1, text_encoder=text_encoder)
+    assert other.clip_token_shape == drawn.clip_token_shape and other.tokenizer_revision != drawn.tokenizer_revision
+    back = Studio.restore(other, studio.id, studio.save_dir.parent, tmp_path / "w", "tiny")
+    assert [back.project.active_take(i).frames is not None for i in range(3)] == [True] * 3
+    assert all(back.project.active_take(i).tokens is None for i in range(3))
+    same = Studio.restore(drawn, studio.id, studio.save_dir.parent, tmp_path / "w", "tiny")
+    assert all(same.project.active_take(i).tokens is not None for i in range(3))

@@ -41,6 +41,15 @@ OUTPUT_TYPES = ("np", "pil", "pt", "latent")
 UPSCALE_MODE = "bicubic"
 
 
+def _weights_digest(seed: bytes, modules) -> str:
+    h = hashlib.sha256(seed)
+    for module in modules:
+        for name, tensor in module.state_dict().items():
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 class GenerationInterrupted(InterruptedError):
     """Sampling stopped because a callback set `pipe._interrupt = True` (MaskGIT tokens that
     are still masked cannot be decoded, so an interrupted call returns nothing)."""
@@ -160,12 +169,15 @@ class PhenakiPipeline(DiffusionPipeline):
         included) and the scheduler's settings. A story sidecar records it, so re-rendering
         on other weights, e.g. after the shipped model was retrained, is told, not silent."""
         settings = {k: v for k, v in self.scheduler.config.items() if not k.startswith("_")}  # not load bookkeeping
-        h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-        for module in (self.text_encoder, self.vqvae, self.transformer):
-            for name, tensor in module.state_dict().items():
-                h.update(name.encode())
-                h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-        return h.hexdigest()[:12]
+        return _weights_digest(json.dumps(settings, sort_keys=True).encode(),
+                               (self.text_encoder, self.vqvae, self.transformer))
+
+    @property
+    def tokenizer_revision(self) -> str:
+        """A fingerprint of the tokenizer's weights as loaded (dtype included): what a token
+        means. Tokens kept from a render (a studio take) are drawn again only by a tokenizer
+        with the same fingerprint; retrained weights make the same shapes mean other pictures."""
+        return _weights_digest(b"tokenizer", (self.vqvae,))
 
     # -- per-call state, kept per thread (diffusers' properties, made safe to share) --------
     @property
