@@ -92,9 +92,10 @@ def no_sampling(monkeypatch, pipe):
 
 # -- what a take keeps ----------------------------------------------------------------------------
 
-def test_a_take_keeps_its_clips_tokens_compactly(studio, drawn):
+def test_a_take_keeps_its_clips_tokens_compactly(studio, drawn, tiny_pipe):
     t = [studio.project.active_take(i) for i in range(3)]
     assert drawn.codebook_size == 1024 and drawn.clip_token_shape == (6, 4, 4)
+    assert studio.project.tokenizer == drawn.tokenizer_revision == tiny_pipe.tokenizer_revision  # not the upsampler's
     assert [x.tokens.shape for x in t] == [(1, 6, 4, 4), (3, 6, 4, 4), (1, 6, 4, 4)]
     assert all(x.tokens.dtype == np.int16 for x in t)  # 1,024 codes: int16 holds them
     assert [x.context_lengths for x in t] == [(0,), (5, 5, 5), (0,)]  # 16 frames: 6 + 6 + 6 new
