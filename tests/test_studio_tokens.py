@@ -431,3 +431,16 @@ def test_tokens_of_another_tokenizer_are_left_out(studio, drawn, make_tiny, text
     assert all(back.project.active_take(i).tokens is None for i in range(3))
     same = Studio.restore(drawn, studio.id, studio.save_dir.parent, tmp_path / "w", "tiny")
     assert all(same.project.active_take(i).tokens is not None for i in range(3))
+
+
+# -- the library's re-tokenized drawing after a lead-in ------------------------------------------------
+
+def test_redraw_after_frames_before_is_the_longer_redraw_less_its_lead_in(drawn, studio):
+    f1, f2 = (studio.project.active_take(i).frames for i in range(2))
+    for before, lead in ((f1, 5), (f1[:4], 3), (f1[:2], 1), (f1[:1], 1)):  # cut as the engine cuts a context
+        got = drawn.redraw(f2, DRAWN, 5, before=before)
+        assert np.array_equal(got, drawn.redraw(np.concatenate([before[-lead:], f2]), DRAWN, 5)[lead:]), lead
+    assert np.array_equal(drawn.redraw(f2, DRAWN, 5, before=f1[:0]), drawn.redraw(f2, DRAWN, 5))
+    assert drawn.redraw(f2, SIZE, 5, before=f1) is f2
+    with pytest.raises(ValueError, match="frames before"):
+        drawn.redraw(f2, DRAWN, 5, before=np.zeros((5, DRAWN, DRAWN, 3), np.uint8))
