@@ -2,19 +2,19 @@
 
     python bench/bench_redraw.py [--upsampler FOLDER] [--n 6] [--seed 0]
 
-The studio keeps a take's 64-pixel frames, not its tokens, so an export at a size the model
-draws (`PhenakiPipeline.redraw`) tokenizes those frames again, clip by clip, and draws the
-new tokens. The story engine and the pipeline's own `height=` draw the tokens that were
+Frames that lost their tokens (a take from a bundle written before takes kept them, or from
+another tokenizer) are drawn at a size the model draws by tokenizing them again, clip by clip
+(`PhenakiPipeline.redraw`), and drawing the new tokens. The story engine and the pipeline's own `height=` draw the tokens that were
 sampled. This measures the gap between the two: sampled clips of the default model (the
 evaluation's seen prompts), one clip each and one continued video (17 frames: two sampled
 clips, which the redraw cuts into chunks of 11 and 6, not where the clips began), each drawn at
 the upsampler's size both ways; PSNR of one against the other. For scale, the same against a
 bicubic upscale of the 64-pixel frames, and the tokenizer's own round trip at 64.
 
-Then the question that decides whether the studio's path is worth it: on ground-truth Shapes
+Then what that path costs: on ground-truth Shapes
 World clips (seen compositions, rendered at 64 and exactly at the upsampler's size), PSNR
 against the exact large render of the learned drawing from the clip's tokens, of the learned
-drawing of its 64-pixel decode tokenized again (the studio's path), and of bicubic and
+drawing of its 64-pixel decode tokenized again (the path for frames without tokens), and of bicubic and
 nearest upscales of that 64-pixel decode (PIL, as bench_upsampler.py), pooled over the clips.
 
 --upsampler: a TokenUpsampler folder (a training run's `upsampler/`); default: a fresh one
@@ -48,7 +48,7 @@ def pil_upscale(frames: np.ndarray, size: int, method) -> np.ndarray:
 def ground_truth(pipe, n: int, seed: int):
     """Pooled PSNR at the upsampler's size against exact renders, four ways."""
     rng, up = np.random.default_rng(seed + 1), pipe.upsampler
-    drawn = {"learned from the clip's tokens": [], "learned from re-tokenized 64-px frames (studio)": [],
+    drawn = {"learned from the clip's tokens": [], "learned from re-tokenized 64-px frames": [],
              "bicubic upscale of the 64-px decode": [], "nearest upscale of the 64-px decode": []}
     truths = []
     for _ in range(n):

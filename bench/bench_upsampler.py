@@ -249,7 +249,7 @@ def checker_cells(s: dict) -> str:
 
 def report(recon: dict, samples: dict, costs: dict, figures: dict, args) -> str:
     lines = ["# The token upsampler, measured", "",
-             f"- upsampler: `{args.upsampler}`; tokenizer and transformer: the shipped model's; seed {args.seed}",
+             f"- upsampler: `{os.path.relpath(args.upsampler, ROOT)}`; tokenizer and transformer: the shipped model's; seed {args.seed}",
              (f"- reconstructions: {args.n} clips per video set, {args.n // 2} outlined images; sampled: {args.n} prompts "
               f"per set, {args.stories} stories; {args.steps} sampling steps"), "",
              "## Reconstructions: PSNR at 256 against the exact 256-pixel render", "",
