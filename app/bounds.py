@@ -36,6 +36,9 @@ MAX_GIF_FRAMES = 2000
 # two): the budget counts the copies.
 EXPORT_BUDGET_BYTES = 768 * 1024 * 1024
 EXPORT_COPIES = {"mp4": 2, "gif": 3, "npy": 1}  # measured: bench/bench_hostile_memory.py
+# Takes drawn by the model's learned decoder, kept per session so the player does not draw the
+# whole story again after each new segment: 64 MB holds about 30 eleven-frame takes at 256.
+DRAWN_CACHE_BYTES = 64 * 1024 * 1024
 PREVIEW_SIZE = 256  # the longer side of the in-page previews when the budget allows
 PLAYER_MIN, PLAYER_MAX = 512, 720  # the whole-story player: the export size, within these
 SESSION_MAX_AGE_DAYS = 30  # a session folder untouched this long is deleted

@@ -25,7 +25,7 @@ from PIL import Image
 from phenaki_core.io import export_story, write_video
 from phenaki_core.story import RenderCancelled, StoryError, StoryRenderer
 
-from .bounds import check_export, player_size, preview_size, redraw_fits
+from .bounds import DRAWN_CACHE_BYTES, check_export, player_size, preview_size, redraw_fits
 from .bundle import BundleError, TokenSpec, check_take_tokens, read_bundle, write_bundle
 from .project import Project, ProjectError, _int, atomic_write, random_seed, token_dtype
 from .sheet import Sheet, SheetSegment, stills_of, write_sheet
@@ -91,6 +91,8 @@ class Studio:
         self.lock = threading.RLock()
         self.rendering = False
         self._frames_saved: set[str] = set()
+        # take drawn at a size -> its frames (drawing takes a fifth of a second a clip; see drawn_frames)
+        self._drawn: OrderedDict[str, np.ndarray] = OrderedDict()
         # tab -> (project version, item ids in order) as that tab last showed the timeline
         self.views: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
 
@@ -358,9 +360,32 @@ class Studio:
             r = StoryRenderer(self.pipe, p.story(), init_frames=p.init_frames)
             r.results = [p.usable(i) for i in range(len(p.items))]
         try:
-            return np.concatenate([r.segment_frames(i, size) for i in range(count)])
+            return np.concatenate([self._drawn_segment(r, i, size) for i in range(count)])
         except StoryError as e:
             raise ProjectError(str(e)) from None
+
+    def _drawn_segment(self, renderer: StoryRenderer, index: int, size: int) -> np.ndarray:
+        """One segment drawn at `size`, from a small cache when its take kept tokens: those
+        frames depend on the tokens alone, and the player draws the whole rendered prefix again
+        after every new segment. A take drawn from re-tokenized frames depends on the frames
+        before it, so it is drawn each time."""
+        r = renderer.results[index]
+        if r is None or not len(r.tokens):
+            return renderer.segment_frames(index, size)
+        h = hashlib.sha256(b"".join(np.ascontiguousarray(np.asarray(t)).tobytes() for t in r.tokens))
+        h.update(repr((list(map(int, r.context_lengths)), len(r.frames), size)).encode())
+        key = h.hexdigest()
+        with self.lock:
+            hit = self._drawn.get(key)
+            if hit is not None:
+                self._drawn.move_to_end(key)
+                return hit
+        frames = renderer.segment_frames(index, size)
+        with self.lock:
+            self._drawn[key] = frames
+            while sum(f.nbytes for f in self._drawn.values()) > DRAWN_CACHE_BYTES and len(self._drawn) > 1:
+                self._drawn.popitem(last=False)
+        return frames
 
     def _drawing_key(self, count: int) -> bytes:
         """Which takes draw from tokens: a player drawn from re-tokenized frames is not the one

@@ -127,6 +127,27 @@ def test_the_player_draws_the_tokens_too(studio, drawn, monkeypatch):
     assert np.array_equal(got[0], from_tokens(drawn, studio)[:27])
 
 
+def test_the_player_draws_only_the_new_segment_after_each_render(drawn, tmp_path, monkeypatch):
+    """The player draws the whole rendered prefix after every segment; each take is drawn once
+    (from its tokens), not again for every later segment, and the frames stay bit for bit."""
+    import app.render
+
+    st = make_studio(drawn, tmp_path, segments=SEGMENTS[:2])
+    drawn_clips = []
+    real = drawn.draw_clips
+    monkeypatch.setattr(drawn, "draw_clips", lambda tokens, *a, **k: (drawn_clips.append(len(tokens)), real(tokens, *a, **k))[1])
+    monkeypatch.setattr(app.render, "write_video", lambda frames, path, **kw: path.touch())
+    assert list(st.iter_render(1))[-1][0] == "done"
+    st.player_path(1)
+    assert drawn_clips == [1]
+    assert list(st.iter_render(2))[-1][0] == "done"
+    st.player_path(2)
+    assert drawn_clips == [1, 3]  # segment 2 alone: segment 1 came from the cache
+    frames = exported(st, monkeypatch)
+    assert drawn_clips == [1, 3]  # the export drew nothing again
+    assert np.array_equal(frames, from_tokens(drawn, st))
+
+
 # -- bundles ---------------------------------------------------------------------------------------
 
 def reopen(pipe, path, tmp_path) -> Studio:
