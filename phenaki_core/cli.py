@@ -23,6 +23,8 @@ LAZY_COMMANDS = (
     ("train-transformer", "phenaki_core.training.train_transformer",
      "train the MaskGIT transformer on a frozen tokenizer"),
     ("tokenize", "phenaki_core.training.tokenize", "turn a dataset into token shards for the transformer"),
+    ("train-upsampler", "phenaki_core.training.train_upsampler",
+     "train a decoder that draws a tokenizer's tokens at a larger size"),
 )
 MAX_STEPS = 64
 MAX_GUIDANCE = 20.0

@@ -168,6 +168,13 @@ def test_trainer_arguments_load_without_torch():
     assert out.stdout.strip() == "4"
 
 
+def test_the_trainer_is_a_phenaki_command():
+    out = subprocess.run([sys.executable, "-m", "phenaki_core.cli", "train-upsampler", "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "--bank-clips" in out.stdout and "--loss" in out.stdout
+
+
 def test_trainer_runs_saves_and_resumes(cvivit, tmp_path):
     import argparse
     import json
