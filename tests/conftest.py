@@ -36,6 +36,23 @@ def tiny_pipe(text_encoder):
 
 
 @pytest.fixture(scope="session")
+def tiny_drawing_pipe(tiny_pipe):
+    """The tiny pipeline with an upsampler drawing its 32-pixel tokens at 64, the head
+    perturbed so drawing and upscaling differ (an untrained head is exactly a bilinear upscale)."""
+    from phenaki_core.models.upsampler import TokenUpsampler
+
+    torch.manual_seed(3)
+    up = TokenUpsampler.from_tokenizer(tiny_pipe.vqvae, scale=2, channels=8, blocks=1).eval()
+    with torch.no_grad():
+        for p in up.up.parameters():
+            p.normal_(0, 0.05)
+    parts = {k: v for k, v in tiny_pipe.components.items() if k != "upsampler"}
+    pipe = PhenakiPipeline(**parts, upsampler=up)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="session")
 def make_tiny():
     """`make_tiny_pipeline` as a fixture: `from conftest import ...` would find whichever
     conftest module was imported first (tests/hostile has its own)."""

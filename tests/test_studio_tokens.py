@@ -10,30 +10,20 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from app import bundle as bundle_mod
 from app.bundle import MANIFEST, BundleError, TokenSpec, read_bundle, write_bundle
 from app.messages import plain
 from app.project import Project, ProjectError
 from app.render import Studio, new_session_id, project_from_bundle, project_limits
-from phenaki_core import PhenakiPipeline, Segment, StoryRenderer
-from phenaki_core.models.upsampler import TokenUpsampler
+from phenaki_core import Segment, StoryRenderer
 
 SIZE, DRAWN = 32, 64  # the tiny model's frames, and its upsampler's
 
 
 @pytest.fixture(scope="module")
-def drawn(tiny_pipe):
-    torch.manual_seed(3)
-    up = TokenUpsampler.from_tokenizer(tiny_pipe.vqvae, scale=2, channels=8, blocks=1).eval()
-    with torch.no_grad():  # a trained-looking head: an untrained one is exactly a bilinear upscale
-        for p in up.up.parameters():
-            p.normal_(0, 0.05)
-    parts = {k: v for k, v in tiny_pipe.components.items() if k != "upsampler"}
-    pipe = PhenakiPipeline(**parts, upsampler=up)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+def drawn(tiny_drawing_pipe):
+    return tiny_drawing_pipe
 
 
 SEGMENTS = [Segment("a red circle moves right", 11, 1), Segment("a red circle moves down", 16, 2),

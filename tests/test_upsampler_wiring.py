@@ -34,13 +34,8 @@ def with_upsampler(pipe, upsampler) -> PhenakiPipeline:
 
 
 @pytest.fixture(scope="module")
-def upsampler(tiny_pipe):
-    torch.manual_seed(3)
-    up = TokenUpsampler.from_tokenizer(tiny_pipe.vqvae, scale=2, channels=8, blocks=1).eval()
-    with torch.no_grad():  # a trained-looking head: an untrained one is exactly a bilinear upscale
-        for p in up.up.parameters():
-            p.normal_(0, 0.05)
-    return up
+def upsampler(tiny_drawing_pipe):
+    return tiny_drawing_pipe.upsampler
 
 
 @pytest.fixture(scope="module")
