@@ -387,11 +387,11 @@ class Studio:
                 self._drawn.popitem(last=False)
         return frames
 
-    def _drawing_key(self, count: int) -> bytes:
-        """Which takes draw from tokens: a player drawn from re-tokenized frames is not the one
-        drawn from tokens, though the frames are the same."""
-        p = self.project
-        return bytes(int(p.usable(i) is not None and bool(len(p.usable(i).tokens))) for i in range(count))
+    @staticmethod
+    def _drawing_key(parts) -> bytes:
+        """Which of these renderings draw from tokens: a player drawn from re-tokenized frames
+        is not the one drawn from tokens, though the frames are the same."""
+        return bytes(int(bool(len(r.tokens))) for r in parts)
 
     def draws(self, size: int | None) -> bool:
         """Whether the model draws frames of `size` itself (its learned decoder), so an export
@@ -410,7 +410,7 @@ class Studio:
                 return None
             frames = np.concatenate([r.frames for r in parts])
             s = p.settings
-            drawing = self._drawing_key(len(parts))
+            drawing = self._drawing_key(parts)
         key = hashlib.sha256(frames.tobytes() + drawing).hexdigest()[:12]
         size = player_size(len(frames), self.project.frame_size, s.export_size)
         drawn = self.draws(s.export_size) and redraw_fits(len(frames), s.export_size, size, self.project.frame_size)
