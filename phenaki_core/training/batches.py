@@ -6,6 +6,7 @@ plus, per video, how many leading frames come before what its caption describes 
 clips: the frames before the change), so continuation is trained as it is used.
 """
 import itertools
+import multiprocessing
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -102,8 +103,14 @@ def step_batches(seed, draw, start: int = 0, workers: int = 0) -> Iterator[Batch
     # Its own generator: a DataLoader otherwise draws its workers' base seed from torch's global
     # RNG, and a resumed run, whose global RNG state is restored before the loader starts,
     # would then draw its masks from a stream shifted by one.
+    # Workers come from a forkserver, not a fork of this process: a fork copies whatever locks
+    # this process's other threads hold at that instant (a web server's, a render's, OpenMP's),
+    # and a worker that then needs one waits forever. The forkserver is a fresh, single-threaded
+    # process (Python 3.14 made it the default for this reason). Windows has only spawn, its default.
+    context = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
     loader = DataLoader(data, batch_size=None, sampler=itertools.count(start), num_workers=workers,
-                        pin_memory=torch.cuda.is_available(), prefetch_factor=4, generator=torch.Generator())
+                        multiprocessing_context=context, pin_memory=torch.cuda.is_available(),
+                        prefetch_factor=4, generator=torch.Generator())
     return iter(loader)
 
 
