@@ -36,7 +36,7 @@ from phenaki_core.eval.checker import (
 )
 from phenaki_core.eval.evaluate import CONTEXT_FRAMES, StoryPlanner, clip_prompts
 from phenaki_core.eval.tokenizer_eval import psnr, to_float, to_uint8
-from phenaki_core.models.upsampler import TokenUpsampler, redraw_segment
+from phenaki_core.models.upsampler import TokenUpsampler, redraw_segment, to_frames
 from phenaki_core.pipelines import load_pipeline
 from phenaki_core.pipelines.default import DEFAULT_MODEL
 from phenaki_core.story import Segment, Story, render_segment
@@ -184,27 +184,34 @@ def stories(pipe, up, n_stories: int, seed: int, steps: int) -> tuple[dict, tupl
 
 
 # -- 3. cost ---------------------------------------------------------------------------------
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def side_by_side(fast, slow, repeats: int) -> tuple[float, float, float]:
+    """Medians of `fast` and `slow` timed in alternating pairs (the order flips every pair, so
+    a busy spell on the machine falls on both), and the median of the pairs' ratios."""
+    fast(), slow()  # warm-up
+    pairs = []
+    for i in range(repeats):
+        times = {}
+        for name, fn in ((("fast", fast), ("slow", slow)) if i % 2 == 0 else (("slow", slow), ("fast", fast))):
+            t0 = time.perf_counter()
+            fn()
+            times[name] = time.perf_counter() - t0
+        pairs.append((times["fast"], times["slow"]))
+    fast_t, slow_t = (statistics.median(t) for t in zip(*pairs))
+    return fast_t, slow_t, statistics.median(s / f for f, s in pairs)
 
 
 @torch.no_grad()
 def cost(pipe, up, steps: int, repeats: int) -> dict:
     generator = lambda: torch.Generator().manual_seed(0)
     tokens = pipe.sample_tokens(["a red circle moves right"], None, steps, generator=generator())
-    decode64 = timed(lambda: pipe.vqvae.detokenize(tokens), repeats)
-    decode256 = timed(lambda: up.detokenize(tokens), repeats)
-    clip64 = timed(lambda: pipe.vqvae.detokenize(pipe.sample_tokens(["a red circle moves right"], None, steps,
-                                                                     generator=generator())), repeats)
-    clip256 = timed(lambda: up.detokenize(pipe.sample_tokens(["a red circle moves right"], None, steps,
-                                                             generator=generator())), repeats)
-    return {"decode 64": decode64, "decode 256": decode256, "clip 64": clip64, "clip 256": clip256,
+    decode64, decode256, decode_ratio = side_by_side(lambda: pipe.vqvae.detokenize(tokens),
+                                                     lambda: up.detokenize(tokens), repeats)
+    clip = lambda draw: to_frames(draw(pipe.sample_tokens(["a red circle moves right"], None, steps,
+                                                          generator=generator())))
+    clip64, clip256, clip_ratio = side_by_side(lambda: clip(pipe.vqvae.detokenize), lambda: clip(up.detokenize),
+                                               repeats)
+    return {"decode 64": decode64, "decode 256": decode256, "decode ratio": decode_ratio,
+            "clip 64": clip64, "clip 256": clip256, "clip ratio": clip_ratio,
             "threads": torch.get_num_threads(), "repeats": repeats}
 
 
@@ -281,10 +288,10 @@ def report(recon: dict, samples: dict, costs: dict, figures: dict, args) -> str:
             extra = f"{pct(s['continuous'])} | {pct(s['both'])}" if "continuous" in s else " | "
             lines.append(f"| {name} | {key.removeprefix('checker ')} | {checker_cells(s)} | {extra} |")
     c = costs
-    lines += ["", f"## Cost (CPU, {c['threads']} threads, median of {c['repeats']}, one clip of 11 frames)", "",
+    lines += ["", f"## Cost (CPU, {c['threads']} threads, {c['repeats']} alternating pairs, medians; one clip of 11 frames)", "",
               "| | at 64 | at 256 | ratio |", "|---|---|---|---|",
-              f"| decode | {c['decode 64'] * 1000:.0f} ms | {c['decode 256'] * 1000:.0f} ms | {c['decode 256'] / c['decode 64']:.2f}x |",
-              f"| sample + decode | {c['clip 64']:.2f} s | {c['clip 256']:.2f} s | {c['clip 256'] / c['clip 64']:.3f}x |",
+              f"| decode | {c['decode 64'] * 1000:.0f} ms | {c['decode 256'] * 1000:.0f} ms | {c['decode ratio']:.2f}x |",
+              f"| sample + decode | {c['clip 64']:.2f} s | {c['clip 256']:.2f} s | {c['clip ratio']:.3f}x |",
               "", "## Figures", ""]
     lines += [f"- `{os.path.relpath(p, ROOT)}`: {what}" for what, p in figures.items()]
     return "\n".join(lines) + "\n"
@@ -311,8 +318,8 @@ def main():
     costs = None if args.skip_cost else cost(pipe, up, args.steps, args.repeats)
     if costs:
         print(f"cost: decode {costs['decode 64'] * 1000:.0f} ms at 64, {costs['decode 256'] * 1000:.0f} ms at 256 "
-              f"({costs['decode 256'] / costs['decode 64']:.2f}x); one clip end to end {costs['clip 64']:.2f} s at 64, "
-              f"{costs['clip 256']:.2f} s at 256 ({costs['clip 256'] / costs['clip 64']:.3f}x)", flush=True)
+              f"({costs['decode ratio']:.2f}x); one clip end to end {costs['clip 64']:.2f} s at 64, "
+              f"{costs['clip 256']:.2f} s at 256 ({costs['clip ratio']:.3f}x)", flush=True)
     recon, shown_recon = reconstructions(pipe, up, args.n, args.n // 2, args.seed)
     for name, r in recon.items():
         print(f"{name}: PSNR at 256 learned {r['psnr learned']:.2f}, " + ", ".join(
@@ -331,8 +338,9 @@ def main():
             strip_figure(shown_samples, Path(args.figures) / "upsampler-samples.png"),
     }
     if costs is None:
-        costs = {"decode 64": float("nan"), "decode 256": float("nan"), "clip 64": float("nan"),
-                 "clip 256": float("nan"), "threads": torch.get_num_threads(), "repeats": 0}
+        costs = {"decode 64": float("nan"), "decode 256": float("nan"), "decode ratio": float("nan"),
+                 "clip 64": float("nan"), "clip 256": float("nan"), "clip ratio": float("nan"),
+                 "threads": torch.get_num_threads(), "repeats": 0}
     Path(args.out).write_text(report(recon, samples, costs, figures, args), encoding="utf-8")
     print(f"wrote {args.out} in {time.perf_counter() - t0:.0f} s")
 
