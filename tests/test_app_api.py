@@ -1,6 +1,5 @@
 """The studio's named API, driven with gradio_client against a real server on the tiny pipeline."""
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -12,15 +11,10 @@ from PIL import Image
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from studio_harness import serve
 
 from phenaki_core.io import load_sidecar, read_video
 from phenaki_core.story import Story, StoryRenderer
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +23,9 @@ def server(tiny_pipe, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("studio")
     demo = build_demo(tiny_pipe, projects_dir=root / "projects", work_dir=root / "work", model="tiny")
-    port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    url = serve(demo)
     try:
-        yield f"http://127.0.0.1:{port}/", root
+        yield url, root
     finally:
         demo.close()
 

@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +17,12 @@ pytestmark = pytest.mark.browser
 IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
 if not IN_CI:
     pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
+from studio_harness import WAIT_MS as T
+from studio_harness import chromium_browser, open_tab, serve, shot, wait_chips
 
 from phenaki_core.io import read_video
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).parent / "artifacts"
-T = 120_000  # ms: generous upper bounds for waits, never asserted as timings
 expect.set_options(timeout=T)
 
 
@@ -36,20 +32,13 @@ def studio_url(tiny_pipe, tmp_path_factory, chromium):
 
     root = tmp_path_factory.mktemp("studio-browser")
     demo = build_demo(tiny_pipe, projects_dir=root / "projects", work_dir=root / "work", model="tiny")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
+    yield serve(demo)
     demo.close()
 
 
 @pytest.fixture(scope="module")
-def browser(studio_url):
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
+def browser(studio_url, chromium):
+    yield from chromium_browser(chromium)
 
 
 @pytest.fixture
@@ -59,25 +48,6 @@ def page(browser):
     pg.set_default_timeout(T)
     yield pg
     ctx.close()
-
-
-def shot(page, name):
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def statuses(page):
-    return page.locator("#board .ph-chip").all_inner_texts()
-
-
-def wait_statuses(page, expected):
-    expect(page.locator("#board .ph-chip")).to_have_text(expected, timeout=T)
-
-
-def open_tab(page, name, field):
-    page.get_by_role("tab", name=name).click()
-    expect(page.locator(field)).to_be_visible()
-    page.wait_for_function(f"document.querySelector({json.dumps(field)}) !== null")
 
 
 def thumb_pixels(page) -> list[np.ndarray]:
@@ -137,13 +107,13 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
         page.click("#add")
         expect(page.locator("#board .ph-card")).to_have_count(n)
     expect(page.locator("#story-length")).to_contain_text("0:04.1")  # 33 frames at 8 fps
-    wait_statuses(page, ["not rendered"] * 3)
+    wait_chips(page, ["not rendered"] * 3)
     shot(page, "01-timeline")
 
     # render the story: every clip appears, the timeline stays visible while it runs
     page.click("#render-all")
     wait_render_done(page)
-    wait_statuses(page, ["rendered"] * 3)
+    wait_chips(page, ["rendered"] * 3)
     page.wait_for_function("document.querySelector('#clip-video video')?.readyState >= 1", timeout=T)
     before = thumb_pixels(page)
     assert len(before) == 3
@@ -157,7 +127,7 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
     page.fill("#prompt textarea", "a green circle moves left")
     page.click("#render-segment")
     wait_render_done(page)
-    wait_statuses(page, ["rendered", "rendered", "stale"])
+    wait_chips(page, ["rendered", "rendered", "stale"])
     after = thumb_pixels(page)
     assert np.array_equal(after[0], before[0])  # segment 1: the same frames
     assert not np.array_equal(after[1], before[1])  # segment 2: a new take under its new prompt
@@ -168,7 +138,7 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
     # undo the prompt edit: the old prompt and its take come back, so nothing is stale
     page.click("#undo")
     expect(page.locator("#board .ph-prompt").nth(1)).to_have_text(prompts[1])
-    wait_statuses(page, ["rendered"] * 3)
+    wait_chips(page, ["rendered"] * 3)
     assert all(np.array_equal(a, b) for a, b in zip(thumb_pixels(page), before))
     shot(page, "04-undone")
 
@@ -194,7 +164,7 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
 
     # a reload finds the session's project again (browser state + autosave)
     page.reload()
-    wait_statuses(page, ["rendered"] * 3)
+    wait_chips(page, ["rendered"] * 3)
     expect(page.locator("#board .ph-prompt")).to_have_text(prompts)
 
     # start over, then load the saved file: the story comes back and re-renders identically
@@ -203,10 +173,10 @@ def test_story_render_regenerate_undo_export_save_reload(page, studio_url, tmp_p
     expect(page.locator("#board .ph-board-empty")).to_be_visible()
     page.set_input_files("#project-upload input[type=file]", str(saved))
     expect(page.locator("#board .ph-prompt")).to_have_text(prompts)
-    wait_statuses(page, ["not rendered"] * 3)  # files carry recipes, not frames
+    wait_chips(page, ["not rendered"] * 3)  # files carry recipes, not frames
     page.click("#render-all")
     wait_render_done(page)
-    wait_statuses(page, ["rendered"] * 3)
+    wait_chips(page, ["rendered"] * 3)
     shot(page, "06-reloaded")
     again = np.load(export_file(page, "npy", tmp_path / "again.npy"))
     assert np.array_equal(again, first), "the loaded project re-rendered other frames"
@@ -244,7 +214,7 @@ def test_bad_input_shows_a_message_and_changes_nothing(page, studio_url, tiny_pi
         shot(page, "08-rendering")
         page.click("#cancel")
         page.wait_for_selector("#progress-box[data-state=cancelled]", timeout=T)
-        wait_statuses(page, ["not rendered"])
+        wait_chips(page, ["not rendered"])
         stopped_at = len(forwards)
         page.wait_for_timeout(1000)
         assert stopped_at > 0 and len(forwards) == stopped_at, "the pipeline kept sampling after Cancel"

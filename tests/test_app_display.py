@@ -1,8 +1,6 @@
 """The studio's display helpers: pure functions first, then their script in a real Chromium."""
 import json
-import os
 import re
-import socket
 from html.parser import HTMLParser
 
 import numpy as np
@@ -197,10 +195,6 @@ def test_picked_segment_reads_the_hidden_box():
 
 
 # -- in a real browser ------------------------------------------------------------------------------
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--autoplay-policy=no-user-gesture-required"]
 T = 60_000  # ms: upper bounds for waits, never asserted as timings
 
 
@@ -208,18 +202,15 @@ T = 60_000  # ms: upper bounds for waits, never asserted as timings
 def display_page(tmp_path_factory, chromium):
     from display_page import build
     from playwright.sync_api import sync_playwright
+    from studio_harness import CHROMIUM_ARGS, serve
 
     demo = build(tmp_path_factory.mktemp("display"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                        css=demo.css_for_launch, js=demo.js_for_launch)
+    url = serve(demo, css=demo.css_for_launch, js=demo.js_for_launch)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.set_default_timeout(T)
-        page.goto(f"http://127.0.0.1:{port}/")
+        page.goto(url)
         page.wait_for_selector(".ph-card")
         page.wait_for_function("document.querySelector('#story-player video')?.readyState >= 1")
         yield page

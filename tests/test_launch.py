@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from studio_harness import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,12 +40,6 @@ def busy_port():
         s.bind(("127.0.0.1", 0))
         s.listen()
         yield s.getsockname()[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_gradio_variables_are_defaults_and_flags_win(monkeypatch):

@@ -6,22 +6,16 @@ One app for the module (its start is the cost); small renders (2 sampling steps,
 segments). Screenshots go to tests/artifacts/.
 """
 import os
-import socket
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.browser
 if os.environ.get("CI", "").lower() not in ("true", "1"):  # in CI a missing Playwright fails
     pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
+from studio_harness import WAIT_MS as T  # noqa: E402
+from studio_harness import chromium_browser, open_tab, serve, shot, wait_chips  # noqa: E402
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--autoplay-policy=no-user-gesture-required"]
-ARTIFACTS = Path(__file__).parent / "artifacts"
-T = 120_000  # ms: generous upper bounds for waits, never asserted as timings
 expect.set_options(timeout=T)
 PROMPTS = ["a red circle moves right", "a red circle moves left", "a blue circle moves right"]
 
@@ -53,20 +47,13 @@ def studio_url(tiny_pipe, tmp_path_factory, renders, chromium):
     save_vocabulary(shapes_world_vocabulary(), model_dir)  # the tiny model "knows" Shapes World's words
     demo = build_demo(tiny_pipe, projects_dir=root / "projects", work_dir=root / "work", model="tiny",
                       model_dir=model_dir)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
+    yield serve(demo)
     demo.close()
 
 
 @pytest.fixture(scope="module")
-def browser(studio_url):
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
+def browser(studio_url, chromium):
+    yield from chromium_browser(chromium)
 
 
 def new_page(browser, width=1280, height=800):
@@ -76,31 +63,13 @@ def new_page(browser, width=1280, height=800):
     return page
 
 
-def shot(page, name):
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"creative-{name}.png"), full_page=True)
-
-
-def chips(page):
-    return page.locator("#board .ph-chip").all_inner_texts()
-
-
-def wait_chips(page, expected):
-    expect(page.locator("#board .ph-chip")).to_have_text(expected, timeout=T)
-
-
-def tab(page, name, field):
-    page.get_by_role("tab", name=name).click()
-    expect(page.locator(field)).to_be_visible()
-
-
 def selected(page):
     return page.locator("#board .ph-card[aria-current='true']").get_attribute("data-segment")
 
 
 def build_story(page):
     """Three short segments at 2 sampling steps, not rendered yet."""
-    tab(page, "Settings", "#steps input")
+    open_tab(page, "Settings", "#steps input")
     page.fill("#steps input", "2")
     page.click("#apply-settings")
     expect(page.locator("#undo")).to_be_enabled()
@@ -140,7 +109,7 @@ def test_words_and_layout(browser, studio_url):
     page.fill("#prompt textarea", "a red circle moves right")
     page.click("#add")
     expect(page.locator("#board .ph-card")).to_have_count(1)
-    shot(page, "800")
+    shot(page, "creative-800")
     # at 800 px the columns stack: nothing sits over the board
     render_btn, board, editor = box(page, "#render-all"), box(page, "#board"), box(page, "#editor")
     assert render_btn["y"] + render_btn["height"] <= board["y"]
@@ -176,7 +145,7 @@ def test_creative_flow(browser, studio_url, renders, tmp_path):
     page.evaluate("document.querySelector('#story-player video').play()")
     page.wait_for_function("document.querySelector('#story-player video').currentTime > 1.5")
     page.wait_for_function("document.querySelector('#marks .ph-current')?.dataset.segment !== '1'")
-    shot(page, "rendered")
+    shot(page, "creative-rendered")
 
     # -- the board: whole thumbnails inside the strip, captions legible ------------------------
     strip = box(page, "#ph-board")
@@ -217,7 +186,7 @@ def test_creative_flow(browser, studio_url, renders, tmp_path):
     expect(page.locator("#seed-hint")).to_have_text("Unlocked: regenerating draws a new seed.")
     page.locator("#seed-locked input").check()
     expect(page.locator("#seed-hint")).to_contain_text("Locked: regenerating keeps seed")
-    shot(page, "regenerated")
+    shot(page, "creative-regenerated")
 
     # -- keys ---------------------------------------------------------------------------------------
     page.locator("#header").click()  # focus off the text boxes
@@ -258,7 +227,7 @@ def test_creative_flow(browser, studio_url, renders, tmp_path):
     expect(page.locator("#board .ph-card")).to_have_count(3)
     expect(page.locator("#board .ph-prompt").nth(2)).to_have_text("a blue circle moves left")
     wait_chips(page, ["rendered"] * 3)
-    tab(page, "Project", "#new-project")
+    open_tab(page, "Project", "#new-project")
     page.click("#new-project")
     expect(page.locator("#board .ph-board-empty")).to_be_visible()
     expect(page.get_by_text("Started a new project. Undo (Ctrl+Z) brings it back.")).to_be_visible()
@@ -267,7 +236,7 @@ def test_creative_flow(browser, studio_url, renders, tmp_path):
     wait_chips(page, ["rendered"] * 3)
 
     # -- the storyboard sheet, PNG and PDF --------------------------------------------------------------
-    tab(page, "Export", "#sheet")
+    open_tab(page, "Export", "#sheet")
     page.click("#sheet")
     links = {}
     for ext in ("png", "pdf"):
@@ -288,7 +257,7 @@ def test_creative_flow(browser, studio_url, renders, tmp_path):
         assert prompt in text
 
     # -- a bundle keeps the renders: it reopens rendered, with no render call --------------------------
-    tab(page, "Project", "#save-bundle")
+    open_tab(page, "Project", "#save-bundle")
     page.click("#save-bundle")
     link = page.locator('#project-file a[download$=".zip"]')
     expect(link).to_have_count(1)
@@ -303,7 +272,7 @@ def test_creative_flow(browser, studio_url, renders, tmp_path):
     other.goto(studio_url)
     expect(other.locator("#board .ph-board-empty")).to_be_visible()
     done = len(renders)
-    tab(other, "Project", "#project-upload")
+    open_tab(other, "Project", "#project-upload")
     other.set_input_files("#project-upload input[type=file]", str(bundle))
     expect(other.locator("#board .ph-card")).to_have_count(3)
     wait_chips(other, ["rendered"] * 3)
@@ -311,7 +280,7 @@ def test_creative_flow(browser, studio_url, renders, tmp_path):
     other.wait_for_function("document.querySelector('#story-player video')?.readyState >= 1", timeout=T)
     expect(other.locator("#story-status")).to_contain_text("Every segment is rendered (3 of 3)")
     assert len(renders) == done, "opening a bundle rendered"
-    shot(other, "bundle-opened")
+    shot(other, "creative-bundle-opened")
     # the page lists its keys
     other.locator("#keys-accordion").get_by_text("Keyboard shortcuts").first.click()
     expect(other.locator("#ph-keys tr")).to_have_count(6)

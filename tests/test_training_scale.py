@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from studio_harness import free_port
 
 from phenaki_core import CViViT
 
@@ -85,14 +86,6 @@ def test_a_run_stopped_and_resumed_is_bit_identical_to_one_straight_through(tmp_
     assert log_rows(tmp_path / "stopped") == log_rows(tmp_path / "straight")
     assert [r["step"] for r in log_rows(tmp_path / "straight")] == [0, 1, 2, 3]
     assert file_hashes(tmp_path / "stopped" / exported) == file_hashes(tmp_path / "straight" / exported) != {}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch_two(module, *args):

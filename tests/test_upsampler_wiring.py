@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from studio_harness import serve
 
 from phenaki_core import PhenakiPipeline, PhenakiStoryPipeline, Segment, Story, StoryRenderer
 from phenaki_core.model_folder import check_model_folder
@@ -331,7 +332,6 @@ def test_studio_export_and_player_at_the_drawn_size_use_the_learned_decoder(draw
 def test_studio_api_exports_at_the_drawn_size_with_the_learned_decoder(drawn, tmp_path):
     """The same through the studio's named API (as tests/test_app_api.py drives it)."""
     pytest.importorskip("gradio_client")
-    import socket
 
     from gradio_client import Client
 
@@ -339,12 +339,9 @@ def test_studio_api_exports_at_the_drawn_size_with_the_learned_decoder(drawn, tm
     from phenaki_core.io import load_sidecar, read_video
 
     demo = build_demo(drawn, projects_dir=tmp_path / "projects", work_dir=tmp_path / "work", model="tiny")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    url = serve(demo)
     try:
-        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        c = Client(url, verbose=False)
         c.predict(None, 1, 2.0, 8, DRAWN, api_name="/set_settings")
         c.predict(None, PROMPT, 6, "frames", 1, True, "continue", api_name="/add_segment")
         assert [x["status"] for x in c.predict(1, api_name="/render_story")[0]["segments"]] == ["rendered"]

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import collections
 import os
-import socket
 
 import pytest
+from studio_harness import serve
 
 KINDS = ("memory", "markup", "tabs", "input", "restart", "files", "serving", "concurrency", "crash")
 
@@ -64,12 +64,6 @@ def _record_kind(request):
         request.node.user_properties.append(("hostile_kind", k))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def upload_dir(tmp_path_factory):
     """Gradio's upload cache for the suite's server, so a test can see what is left in it."""
@@ -86,11 +80,9 @@ def studio(tiny_pipe, tmp_path_factory, upload_dir):
     os.environ["GRADIO_TEMP_DIR"] = str(upload_dir)
     root = tmp_path_factory.mktemp("hostile-studio")
     demo = build_demo(tiny_pipe, projects_dir=root / "projects", work_dir=root / "work", model="tiny")
-    port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                        show_error=False, **launch_kwargs("127.0.0.1"))
+    url = serve(demo, show_error=False, **launch_kwargs("127.0.0.1"))
     try:
-        yield f"http://127.0.0.1:{port}/", root, demo
+        yield url, root, demo
     finally:
         demo.close()
         if old is None:

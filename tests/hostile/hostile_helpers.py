@@ -108,15 +108,10 @@ def raw_call(url: str, api_name: str, data_json: str, timeout: float = 60) -> tu
 
 def launch(pipe, root: Path):
     """(demo, url): a studio server on `root`'s folders, launched as app.py launches it."""
-    import socket
+    from studio_harness import serve
 
     from app.bounds import launch_kwargs
     from app.ui import build_demo
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     demo = build_demo(pipe, projects_dir=root / "projects", work_dir=root / "work", model="tiny")
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                        show_error=False, **launch_kwargs("127.0.0.1"))
-    return demo, f"http://127.0.0.1:{port}/"
+    return demo, serve(demo, show_error=False, **launch_kwargs("127.0.0.1"))
