@@ -46,12 +46,8 @@ def shot(page, name: str):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def chips(page) -> list[str]:
-    """The board's status chips, one a segment, as a person reads them."""
-    return page.locator("#board .ph-chip").all_inner_texts()
-
-
 def wait_chips(page, expected: list[str]):
+    """Wait until the board's status chips, one a segment, read `expected`."""
     from playwright.sync_api import expect
 
     expect(page.locator("#board .ph-chip")).to_have_text(expected, timeout=WAIT_MS)
